@@ -1,0 +1,40 @@
+# Two entry points for a fresh machine: `make demo` and `make test`. Everything else is a helper.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+# A service must never wait on telemetry; the example project also ships `.telemetry` (consent: false).
+export KEDRO_DISABLE_TELEMETRY := 1
+
+.PHONY: install demo test lint bench clean
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	@touch $@
+
+install: $(STAMP)
+
+## demo: generate payments, train, score in batch, show the compiled namespace, score micro-batches
+demo: $(STAMP)
+	$(BIN)/kedro run
+	$(BIN)/kedro stream compile --namespace scoring
+	$(BIN)/python -m payment_fraud.micro_batches
+
+## test: lint, then the whole test suite
+test: lint
+	$(BIN)/python -m pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+
+## bench: side-by-side benchmarks (installs kedro-boot and Quix Streams)
+bench: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e ".[dev,bench]"
+	$(BIN)/python bench/session_overhead.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info src/*.egg-info .pytest_cache .ruff_cache

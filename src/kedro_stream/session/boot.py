@@ -1,0 +1,227 @@
+"""Boot a Kedro project once: config, catalog, hooks, and every namespace compiled.
+
+``boot_project``/``boot_package`` mirror kedro-boot's entry points so its users can switch.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from kedro.framework.context import KedroContext
+from kedro.framework.project import configure_project, pipelines
+from kedro.framework.session import KedroSession
+from kedro.framework.startup import bootstrap_project
+from kedro.io import DataCatalog
+from kedro.pipeline import Pipeline
+
+from kedro_stream.errors import SpecError, UnknownNamespaceError, choices
+from kedro_stream.session.compiler import CompiledNamespace, compile_namespace, namespaces_of
+from kedro_stream.session.session import StreamSession
+from kedro_stream.session.specs import NamespaceSpec
+from kedro_stream.session.templates import register_resolver
+
+logger = logging.getLogger(__name__)
+
+# kedro-telemetry's catalog hook can block on an HTTP call for 10 s; a service never waits on it.
+_TELEMETRY_PLUGIN = "kedro-telemetry"
+# Kedro logs every node at INFO through rich: ~10 ms per run for a few nodes.
+_NODE_LOGGER = "kedro.pipeline.node"
+
+
+def _disable_telemetry(session: KedroSession) -> None:
+    hook_manager = session._hook_manager
+    for plugin, dist in hook_manager.list_plugin_distinfo():
+        if dist.project_name == _TELEMETRY_PLUGIN:
+            hook_manager.unregister(plugin=plugin)
+
+
+def boot_project(
+    project_path: str | Path | None = None,
+    *,
+    pipeline: str = "__default__",
+    env: str | None = None,
+    runtime_params: dict[str, Any] | None = None,
+    namespaces: Iterable[str | None] | None = None,
+    specs: Iterable[NamespaceSpec] = (),
+    log_nodes: bool = False,
+) -> StreamSession:
+    """Boot the Kedro project at ``project_path`` (default: the working directory).
+
+    Args:
+        pipeline: registered pipeline whose namespaces are compiled.
+        env: Kedro configuration environment (default: ``KEDRO_ENV`` or the project's).
+        runtime_params: parameter overrides, as ``kedro run --params``.
+        namespaces: namespaces to compile (default: all of the pipeline's; ``None`` inside
+            stands for nodes without a namespace). Only these load their artifacts.
+        specs: explicit roles for some namespaces; the others are inferred.
+        log_nodes: keep Kedro's per-node INFO log lines (costly per run).
+    """
+    path = Path(project_path or Path.cwd()).resolve()
+    bootstrap_project(path)
+    return _boot(
+        path,
+        pipeline_name=pipeline,
+        env=env,
+        runtime_params=runtime_params,
+        namespaces=namespaces,
+        specs=specs,
+        log_nodes=log_nodes,
+    )
+
+
+def boot_package(
+    package_name: str,
+    *,
+    pipeline: str = "__default__",
+    env: str | None = None,
+    runtime_params: dict[str, Any] | None = None,
+    namespaces: Iterable[str | None] | None = None,
+    specs: Iterable[NamespaceSpec] = (),
+    log_nodes: bool = False,
+    project_path: str | Path | None = None,
+) -> StreamSession:
+    """Boot an installed (packaged) Kedro project; ``conf/`` is read from ``project_path``."""
+    configure_project(package_name)
+    path = Path(project_path or Path.cwd()).resolve()
+    return _boot(
+        path,
+        pipeline_name=pipeline,
+        env=env,
+        runtime_params=runtime_params,
+        namespaces=namespaces,
+        specs=specs,
+        log_nodes=log_nodes,
+    )
+
+
+@dataclass(frozen=True)
+class _OpenProject:
+    session: KedroSession
+    context: KedroContext
+    pipeline: Pipeline
+    catalog: DataCatalog
+    namespaces: list[str | None]
+    specs: dict[str | None, NamespaceSpec]
+
+
+def _open(
+    project_path: Path,
+    *,
+    pipeline_name: str,
+    env: str | None,
+    runtime_params: dict[str, Any] | None,
+    namespaces: Iterable[str | None] | None,
+    specs: Iterable[NamespaceSpec],
+) -> _OpenProject:
+    kedro_session = KedroSession.create(
+        project_path=project_path, save_on_close=False, env=env, runtime_params=runtime_params
+    )
+    _disable_telemetry(kedro_session)
+    pipelines.set_requested([pipeline_name])
+    context = kedro_session.load_context()
+    register_resolver()  # before the catalog config is read, after plugins registered theirs
+    try:
+        pipeline = pipelines[pipeline_name]
+    except KeyError:
+        raise UnknownNamespaceError(
+            f"Pipeline {pipeline_name!r} is not registered; pipelines: {choices(pipelines.keys())}."
+        ) from None
+    catalog = context.catalog  # one access: each builds a catalog and fires its hook
+    if not isinstance(catalog, DataCatalog):
+        raise SpecError(f"kedro-stream needs a DataCatalog, settings give {type(catalog).__name__}")
+
+    available = namespaces_of(pipeline)
+    wanted = list(available if namespaces is None else namespaces)
+    unknown = [ns for ns in wanted if ns not in available]
+    if unknown:
+        raise UnknownNamespaceError(
+            f"Namespaces {choices(str(ns) for ns in unknown)} are not in pipeline "
+            f"{pipeline_name!r}; namespaces: {choices(str(ns) for ns in available)}."
+        )
+    by_namespace = {s.namespace: s for s in specs}
+    stray = set(by_namespace) - set(wanted)
+    if stray:
+        raise SpecError(
+            f"Specs given for namespaces {choices(str(ns) for ns in stray)} that are not booted; "
+            f"booted: {choices(str(ns) for ns in wanted)}."
+        )
+    return _OpenProject(kedro_session, context, pipeline, catalog, wanted, by_namespace)
+
+
+def _boot(
+    project_path: Path,
+    *,
+    pipeline_name: str,
+    env: str | None,
+    runtime_params: dict[str, Any] | None,
+    namespaces: Iterable[str | None] | None,
+    specs: Iterable[NamespaceSpec],
+    log_nodes: bool,
+) -> StreamSession:
+    if not log_nodes:
+        logging.getLogger(_NODE_LOGGER).setLevel(logging.WARNING)
+    project = _open(
+        project_path,
+        pipeline_name=pipeline_name,
+        env=env,
+        runtime_params=runtime_params,
+        namespaces=namespaces,
+        specs=specs,
+    )
+    pipeline, catalog = project.pipeline, project.catalog
+    compiled = {
+        ns: compile_namespace(pipeline, catalog, ns, project.specs.get(ns))
+        for ns in project.namespaces
+    }
+    run_params = {
+        "session_id": project.session.session_id,
+        "run_id": project.session.session_id,
+        "project_path": project_path.as_posix(),
+        "env": project.context.env,
+        "runtime_params": runtime_params or {},
+        "pipeline_names": [pipeline_name],
+        "namespaces": project.namespaces,
+        "runner": "kedro_stream",
+    }
+    hook_manager = project.session._hook_manager
+    hook_manager.hook.before_pipeline_run(run_params=run_params, pipeline=pipeline, catalog=catalog)
+    logger.debug("Booted %s: namespaces %s", project_path, project.namespaces)
+    return StreamSession(
+        compiled,
+        pipeline=pipeline,
+        catalog=catalog,
+        hook_manager=hook_manager,
+        run_params=run_params,
+    )
+
+
+def compile_project(
+    project_path: str | Path | None = None,
+    *,
+    pipeline: str = "__default__",
+    env: str | None = None,
+    namespaces: Iterable[str | None] | None = None,
+    specs: Iterable[NamespaceSpec] = (),
+) -> list[CompiledNamespace]:
+    """Sort every namespace's datasets into roles without loading any data (no hooks fire
+    past ``after_catalog_created``): what ``kedro stream compile`` prints."""
+    path = Path(project_path or Path.cwd()).resolve()
+    bootstrap_project(path)
+    project = _open(
+        path,
+        pipeline_name=pipeline,
+        env=env,
+        runtime_params=None,
+        namespaces=namespaces,
+        specs=specs,
+    )
+    return [
+        compile_namespace(
+            project.pipeline, project.catalog, ns, project.specs.get(ns), load_artifacts=False
+        )
+        for ns in project.namespaces
+    ]

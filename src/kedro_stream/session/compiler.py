@@ -1,0 +1,281 @@
+"""Compile one pipeline namespace: sort its datasets into roles and load what is loaded once.
+
+Inference of a free input's role, first rule that applies:
+1. an explicit :class:`NamespaceSpec` lists it;
+2. its catalog entry says ``metadata: {kedro-stream: {role: input|artifact}}``;
+3. it holds ``${itertime_params:...}`` → template (loaded per run from the rendered entry);
+4. it is not declared in the catalog → input (there is nothing to load it from);
+5. it is outside the namespace → artifact (shared reference data, as kedro-boot infers);
+6. its dataset type stores tables (pandas, polars, spark, ...) → input: that is what a stream
+   carries; any other type (pickle, model, ...) → artifact: loaded once, like the model.
+
+Outputs, unless a spec lists them: the free outputs, plus every produced dataset the catalog
+stores — what ``kedro run`` persists is a result, even when a later node also reads it (the
+example's ``scores`` feed ``alerts``). Outputs are returned, never saved: no I/O per run.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from kedro.io import DataCatalog
+from kedro.pipeline import Pipeline
+from kedro.pipeline.node import Node
+
+from kedro_stream.errors import SpecError, choices
+from kedro_stream.session.calls import NodeCall, bind
+from kedro_stream.session.specs import NamespaceSpec, Role, full_name, short_name, short_param_name
+from kedro_stream.session.templates import Template
+
+METADATA_KEY = "kedro-stream"
+# Module path fragments of dataset families that hold tables of records.
+_TABULAR_FAMILIES = (".pandas.", ".polars.", ".spark.", ".dask.", ".ibis.", ".snowflake.")
+_MEMORY_TYPES = ("MemoryDataset", "CachedDataset")
+
+
+@dataclass(frozen=True)
+class DatasetEntry:
+    """One row of the compilation report."""
+
+    name: str
+    role: Role
+    dataset_type: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class CompiledNamespace:
+    """Everything a run of one namespace needs, resolved once."""
+
+    namespace: str | None
+    steps: tuple[tuple[Node, NodeCall], ...]  # topological order
+    inputs: Mapping[str, str]  # short name -> full name
+    outputs: Mapping[str, str]  # full name -> short name
+    parameters: Mapping[str, str]  # short name -> full name ("params:...")
+    static: Mapping[str, Any]  # full name -> value: parameters and artifacts
+    template_inputs: tuple[Template, ...]  # free inputs loaded per run
+    template_saves: Mapping[str, Template]  # produced datasets saved per run
+    report: tuple[DatasetEntry, ...] = field(default=())
+
+    @property
+    def templates(self) -> tuple[Template, ...]:
+        return (*self.template_inputs, *self.template_saves.values())
+
+
+def namespaces_of(pipeline: Pipeline) -> list[str | None]:
+    """Top-level namespaces of a pipeline, ``None`` standing for nodes without one."""
+    found = {n.namespace.split(".")[0] if n.namespace else None for n in pipeline.nodes}
+    return sorted(found, key=lambda ns: (ns is not None, ns or ""))
+
+
+def namespace_pipeline(pipeline: Pipeline, namespace: str | None) -> Pipeline:
+    """Nodes of ``namespace`` (nested namespaces included), in topological order."""
+    if namespace is None:
+        return Pipeline([n for n in pipeline.nodes if not n.namespace])
+    return pipeline.only_nodes_with_namespaces([namespace])
+
+
+def _is_stored(dataset_type: str | None) -> bool:
+    return dataset_type is not None and not dataset_type.endswith(_MEMORY_TYPES)
+
+
+def _metadata_role(config: Mapping[str, Any]) -> Role | None:
+    declared = ((config.get("metadata") or {}).get(METADATA_KEY) or {}).get("role")
+    if declared is None:
+        return None
+    allowed = {Role.INPUT.value, Role.ARTIFACT.value}
+    if declared not in allowed:
+        raise SpecError(
+            f"metadata.{METADATA_KEY}.role is {declared!r}; allowed: {choices(allowed)}"
+        )
+    return Role(declared)
+
+
+def infer_role(
+    name: str,
+    namespace: str | None,
+    dataset_type: str | None,
+    config: Mapping[str, Any],
+    is_template: bool = False,
+) -> tuple[Role, str]:
+    """Role of a free, non-parameter input and the reason shown in the report (rules 2-6)."""
+    declared = _metadata_role(config)
+    if declared is not None:
+        return declared, f"catalog metadata {METADATA_KEY}.role"
+    if is_template:
+        return Role.TEMPLATE, "catalog entry uses itertime_params"
+    if not _is_stored(dataset_type):
+        return Role.INPUT, "not stored in the catalog"
+    if namespace is not None and not name.startswith(f"{namespace}."):
+        return Role.ARTIFACT, "outside the namespace"
+    if any(family in dataset_type for family in _TABULAR_FAMILIES):
+        return Role.INPUT, "table dataset inside the namespace"
+    return Role.ARTIFACT, "object dataset (loaded once)"
+
+
+def _config(catalog: DataCatalog, name: str) -> dict[str, Any]:
+    if name not in catalog:
+        return {}
+    return dict(catalog.config_resolver.resolve_pattern(name) or {})
+
+
+def _explicit(
+    names: tuple[str, ...] | None, namespace: str | None, allowed: set[str], what: str
+) -> set[str] | None:
+    if names is None:
+        return None
+    resolved = {full_name(n, namespace) for n in names}
+    wrong = resolved - allowed
+    if wrong:
+        raise SpecError(
+            f"Spec of namespace {namespace!r} lists {what} {choices(wrong)} that it cannot have; "
+            f"candidates: {choices(short_name(a, namespace) for a in allowed)}."
+        )
+    return resolved
+
+
+def _is_param(name: str) -> bool:
+    return name.startswith("params:") or name == "parameters"
+
+
+@dataclass
+class _Sorted:
+    """Accumulates the roles of one namespace while it is compiled."""
+
+    report: list[DatasetEntry] = field(default_factory=list)
+    static: dict[str, Any] = field(default_factory=dict)
+    parameters: dict[str, str] = field(default_factory=dict)
+    inputs: dict[str, str] = field(default_factory=dict)
+    template_inputs: list[Template] = field(default_factory=list)
+    template_saves: dict[str, Template] = field(default_factory=dict)
+
+
+def _free_input_role(
+    name: str,
+    namespace: str | None,
+    *,
+    dataset_type: str | None,
+    config: Mapping[str, Any],
+    spec: tuple[set[str] | None, set[str] | None],
+    is_template: bool,
+) -> tuple[Role, str]:
+    spec_inputs, spec_artifacts = spec
+    if spec_inputs is not None and name in spec_inputs:
+        return Role.INPUT, "explicit spec"
+    if spec_artifacts is not None and name in spec_artifacts:
+        return Role.ARTIFACT, "explicit spec"
+    if spec_inputs is not None and spec_artifacts is not None:
+        raise SpecError(
+            f"Spec of namespace {namespace!r} lists neither as input nor as artifact the free "
+            f"input {short_name(name, namespace)!r}."
+        )
+    role, reason = infer_role(name, namespace, dataset_type, config, is_template)
+    if role is Role.INPUT and spec_inputs is not None:
+        return Role.ARTIFACT, "not among the spec's inputs"
+    return role, reason
+
+
+def _sort_free_inputs(
+    free: set[str],
+    catalog: DataCatalog,
+    namespace: str | None,
+    spec: tuple[set[str] | None, set[str] | None],
+    out: _Sorted,
+    *,
+    load_artifacts: bool,
+) -> None:
+    for name in sorted(free):
+        if _is_param(name):
+            out.static[name] = catalog.load(name)
+            out.parameters[short_param_name(name, namespace)] = name
+            out.report.append(DatasetEntry(name, Role.PARAMETER, "parameters", "parameter"))
+            continue
+        dataset_type = catalog.get_type(name) if name in catalog else None
+        config = _config(catalog, name)
+        template = Template.from_config(name, config)
+        role, reason = _free_input_role(
+            name,
+            namespace,
+            dataset_type=dataset_type,
+            config=config,
+            spec=spec,
+            is_template=template is not None,
+        )
+        if role is Role.INPUT:
+            out.inputs[short_name(name, namespace)] = name
+        elif template is not None:  # a per-run entry is never loaded once, whatever the spec
+            role = Role.TEMPLATE
+            out.template_inputs.append(template)
+        elif load_artifacts:
+            out.static[name] = catalog.load(name)
+        shown_type = (dataset_type or "MemoryDataset (injected)").rsplit(".", 1)[-1]
+        out.report.append(DatasetEntry(name, role, shown_type, reason))
+
+
+def _sort_produced(
+    produced: set[str], outputs: set[str], catalog: DataCatalog, out: _Sorted
+) -> None:
+    for name in sorted(produced):
+        dataset_type = catalog.get_type(name) if name in catalog else None
+        template = Template.from_config(name, _config(catalog, name))
+        if template is not None:
+            out.template_saves[name] = template
+            reason = "rendered and saved per run"
+        else:
+            reason = "returned" if name in outputs else "kept in memory"
+        shown_type = (dataset_type or "MemoryDataset").rsplit(".", 1)[-1]
+        role = Role.OUTPUT if name in outputs else Role.INTERMEDIATE
+        out.report.append(DatasetEntry(name, role, shown_type, reason))
+
+
+def compile_namespace(
+    pipeline: Pipeline,
+    catalog: DataCatalog,
+    namespace: str | None,
+    spec: NamespaceSpec | None,
+    *,
+    load_artifacts: bool = True,
+) -> CompiledNamespace:
+    """Sort the namespace's datasets into roles; load its parameters and artifacts once.
+
+    ``load_artifacts=False`` only reports: the result cannot run.
+    """
+    spec = spec or NamespaceSpec(namespace=namespace)
+    sub = namespace_pipeline(pipeline, namespace)
+    generators = [n.name for n in sub.nodes if inspect.isgeneratorfunction(n.func)]
+    if generators:
+        raise SpecError(
+            f"Namespace {namespace!r} has generator nodes {choices(generators)}: a run returns "
+            "whole outputs, so its nodes must return rather than yield."
+        )
+    free = sub.inputs()
+    produced = sub.all_outputs()
+    free_data = {n for n in free if not _is_param(n)}
+    spec_inputs = _explicit(spec.inputs, namespace, free_data, "inputs")
+    spec_artifacts = _explicit(spec.artifacts, namespace, free_data, "artifacts")
+    spec_outputs = _explicit(spec.outputs, namespace, produced, "outputs")
+    if spec_outputs is not None:
+        outputs = spec_outputs
+    else:
+        stored = {n for n in produced if n in catalog and _is_stored(catalog.get_type(n))}
+        outputs = sub.outputs() | stored
+
+    out = _Sorted()
+    _sort_free_inputs(
+        free, catalog, namespace, (spec_inputs, spec_artifacts), out, load_artifacts=load_artifacts
+    )
+    _sort_produced(produced, outputs, catalog, out)
+    return CompiledNamespace(
+        namespace=namespace,
+        steps=tuple((node, bind(node)) for node in sub.nodes),
+        inputs=out.inputs,
+        outputs={name: short_name(name, namespace) for name in sorted(outputs)},
+        parameters=out.parameters,
+        static=out.static,
+        template_inputs=tuple(out.template_inputs),
+        template_saves=out.template_saves,
+        report=tuple(out.report),
+    )

@@ -1,0 +1,112 @@
+"""Payment vocabulary and the one feature function shared by training and scoring.
+
+Training fits the model on ``build_features`` output and the stream scorer calls the very
+same function per micro-batch, so offline and online features cannot drift apart.
+"""
+
+import numpy as np
+import pandas as pd
+
+PAYMENT_COLUMNS: tuple[str, ...] = (
+    "payment_id",
+    "account_id",
+    "merchant_id",
+    "merchant_category",
+    "amount",
+    "currency",
+    "country",
+    "card_present",
+    "event_time",
+)
+
+MERCHANT_CATEGORIES: tuple[str, ...] = (
+    "grocery",
+    "restaurants",
+    "fuel",
+    "retail",
+    "electronics",
+    "travel",
+    "gambling",
+    "crypto",
+)
+RISKY_CATEGORIES: tuple[str, ...] = ("gambling", "crypto")
+
+CARD_CURRENCIES: tuple[str, ...] = ("EUR", "USD", "GBP")
+
+# Local currency of each merchant country: a card spending outside its currency area is
+# cross-border, which needs no account master data and so works on a bare event.
+COUNTRY_CURRENCY: dict[str, str] = {
+    "DE": "EUR",
+    "FR": "EUR",
+    "NL": "EUR",
+    "ES": "EUR",
+    "IT": "EUR",
+    "IE": "EUR",
+    "GB": "GBP",
+    "US": "USD",
+    "BR": "BRL",
+    "NG": "NGN",
+    "TR": "TRY",
+    "AE": "AED",
+    "IN": "INR",
+    "CN": "CNY",
+}
+
+NIGHT_END_HOUR = 6  # hours [0, 6) UTC count as night
+HIGH_AMOUNT = 500.0
+MS_PER_HOUR = 3_600_000
+
+FEATURE_COLUMNS: tuple[str, ...] = (
+    "log_amount",
+    "cross_border",
+    "card_not_present",
+    "night",
+    *(f"category_{category}" for category in MERCHANT_CATEGORIES),
+)
+
+
+# Lookup tables indexed by ``Index.get_indexer`` positions. get_indexer returns -1 for an
+# unknown value, which picks the sentinel appended last: no local currency (so the payment
+# counts as cross-border) and not a risky category.
+_COUNTRY_INDEX = pd.Index(list(COUNTRY_CURRENCY))
+_LOCAL_CURRENCY = np.array([*COUNTRY_CURRENCY.values(), ""], dtype=object)
+_CATEGORY_INDEX = pd.Index(MERCHANT_CATEGORIES)
+_IS_RISKY = np.array([*(c in RISKY_CATEGORIES for c in MERCHANT_CATEGORIES), False])
+
+
+def risk_flags(payments: pd.DataFrame) -> pd.DataFrame:
+    """Boolean risk indicators: model inputs, and the words used to explain an alert."""
+    hour = (payments["event_time"].to_numpy(dtype=np.int64) // MS_PER_HOUR) % 24
+    local_currency = _LOCAL_CURRENCY[_COUNTRY_INDEX.get_indexer(payments["country"])]
+    category = _CATEGORY_INDEX.get_indexer(payments["merchant_category"])
+    return pd.DataFrame(
+        {
+            "cross_border": local_currency != payments["currency"].to_numpy(),
+            "card_not_present": ~payments["card_present"].to_numpy(dtype=bool),
+            "night": hour < NIGHT_END_HOUR,
+            "risky_category": _IS_RISKY[category],
+            "high_amount": payments["amount"].to_numpy(dtype=np.float64) >= HIGH_AMOUNT,
+        },
+        index=payments.index,
+    )
+
+
+def build_features(payments: pd.DataFrame) -> pd.DataFrame:
+    """Turn clean payments into the float matrix the model expects, in ``FEATURE_COLUMNS`` order.
+
+    Categories are one-hot encoded against the fixed vocabulary rather than the batch's
+    values, so a one-row batch yields the same columns as the training set; an unknown
+    category encodes as all zeros instead of failing.
+    """
+    flags = risk_flags(payments)
+    category = _CATEGORY_INDEX.get_indexer(payments["merchant_category"])
+    one_hot = category[:, np.newaxis] == np.arange(len(MERCHANT_CATEGORIES))
+    columns = {
+        "log_amount": np.log1p(payments["amount"].to_numpy(dtype=np.float64)),
+        "cross_border": flags["cross_border"].to_numpy(dtype=np.float64),
+        "card_not_present": flags["card_not_present"].to_numpy(dtype=np.float64),
+        "night": flags["night"].to_numpy(dtype=np.float64),
+    }
+    for position, name in enumerate(MERCHANT_CATEGORIES):
+        columns[f"category_{name}"] = one_hot[:, position].astype(np.float64)
+    return pd.DataFrame(columns, index=payments.index, columns=list(FEATURE_COLUMNS))

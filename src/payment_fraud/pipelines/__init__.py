@@ -1,0 +1,1 @@
+"""Pipelines of the payment-fraud example: data_generation, training and scoring."""

@@ -1,0 +1,27 @@
+from __future__ import annotations
+
+from kedro.pipeline import Pipeline, node, pipeline
+
+from mini_project import nodes
+
+
+def register_pipelines() -> dict[str, Pipeline]:
+    scoring = pipeline(
+        [
+            node(nodes.enrich, ["batch", "lookup", "params:factor"], "enriched", name="enrich"),
+            node(nodes.predict, ["enriched", "model"], "predictions", name="predict"),
+            node(nodes.summarize, ["predictions", "params:threshold"], "summary", name="summarize"),
+            node(nodes.fail_on_negative, "predictions", "checked", name="check"),
+        ],
+        namespace="ns",
+        inputs={"lookup"},
+    )
+    templated = pipeline(
+        [
+            node(nodes.apply_rate, ["orders", "rates"], "converted", name="apply_rate"),
+            node(nodes.total, "converted", "report", name="total"),
+        ],
+        namespace="tpl",
+    )
+    plain = pipeline([node(nodes.total, "converted_plain", "report_plain", name="plain_total")])
+    return {"__default__": scoring + templated + plain, "scoring": scoring}
