@@ -56,6 +56,15 @@ class NodeHooks:
 HOOKS = NodeHooks()
 
 
+class DeclarePrefixedInput:
+    """kedro-boot's boot-time run refuses an input with no catalog entry."""
+
+    @hook_impl
+    def after_catalog_created(self, catalog: DataCatalog) -> None:
+        if "scoring.payments" not in catalog:
+            catalog["scoring.payments"] = MemoryDataset()
+
+
 class KeptMemoryDataset(MemoryDataset):
     """The runner releases a dataset once its last reader ran; a caller needs ``scores`` after."""
 
@@ -73,7 +82,7 @@ class InjectBatch:
 
     @hook_impl
     def after_catalog_created(self, catalog: DataCatalog) -> None:
-        catalog["scoring.payments"] = MemoryDataset(self.batch)
+        catalog["payments"] = MemoryDataset(self.batch)
         catalog["scoring.scores"] = self.scores
         catalog["scoring.alerts"] = self.alerts
 
@@ -82,11 +91,31 @@ def log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
+def _register_pipelines_for_kedro_boot() -> None:
+    """kedro-boot injects only datasets named with the namespace prefix, and the example maps
+    the shared ``payments`` into ``scoring`` un-prefixed; so kedro-boot gets the same nodes
+    registered as ``scoring_prefixed``, whose input is ``scoring.payments``."""
+    from kedro.pipeline import pipeline
+
+    import payment_fraud.pipeline_registry as registry
+    from payment_fraud.pipelines.scoring.pipeline import base_pipeline
+
+    register = registry.register_pipelines
+
+    def with_prefixed() -> dict[str, Any]:
+        prefixed = pipeline(base_pipeline(), namespace="scoring", inputs={"model": "fraud_model"})
+        return {**register(), "scoring_prefixed": prefixed}
+
+    registry.register_pipelines = with_prefixed
+
+
 def prepare() -> tuple[pd.DataFrame, Any, float]:
     """Events, model and threshold; runs data generation and training once when missing."""
     import payment_fraud.settings as project_settings
 
-    project_settings.HOOKS = (HOOKS,)  # every KedroSession below registers the same hooks
+    # every KedroSession below registers the same hooks
+    project_settings.HOOKS = (HOOKS, DeclarePrefixedInput())
+    _register_pipelines_for_kedro_boot()
     bootstrap_project(PROJECT)
     model_path = PROJECT / "data/06_models/fraud_model.pkl"
     events_path = PROJECT / "data/01_raw/payments.jsonl"
@@ -117,7 +146,9 @@ def variants(model: Any, threshold: float) -> dict[str, Callable[[pd.DataFrame],
 
     ours = boot_project(PROJECT, pipeline="scoring", namespaces=["scoring"])
     spec = CompilationSpec(namespace="scoring", inputs=["payments"], outputs=["scores", "alerts"])
-    boot = kedro_boot_project(PROJECT, compilation_specs=[spec])
+    boot = kedro_boot_project(
+        PROJECT, kedro_args={"pipeline": "scoring_prefixed"}, compilation_specs=[spec]
+    )
     scoring = pipelines["scoring"]
     hook_manager = _create_hook_manager()
     hook_manager.register(HOOKS)
@@ -125,8 +156,8 @@ def variants(model: Any, threshold: float) -> dict[str, Callable[[pd.DataFrame],
     def runner(batch: pd.DataFrame) -> Any:
         catalog = DataCatalog(
             datasets={
-                "scoring.payments": MemoryDataset(batch),
-                "scoring.model": MemoryDataset(model, copy_mode="assign"),
+                "payments": MemoryDataset(batch),
+                "fraud_model": MemoryDataset(model, copy_mode="assign"),
                 "params:scoring.alert_threshold": MemoryDataset(threshold),
                 "scoring.scores": KeptMemoryDataset(),
                 "scoring.alerts": KeptMemoryDataset(),

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import click
-from kedro.framework.cli.utils import KedroCliError
 from kedro.framework.startup import ProjectMetadata
 from rich.console import Console
 from rich.table import Table
@@ -65,7 +64,7 @@ def compile_(
             metadata.project_path, pipeline=pipeline, env=env, namespaces=namespaces or None
         )
     except KedroStreamError as exc:
-        raise KedroCliError(str(exc)) from exc
+        raise click.ClickException(str(exc)) from exc
     console = Console()
     for namespace in compiled:
         console.print(_table(namespace))

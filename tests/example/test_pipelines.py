@@ -24,7 +24,7 @@ from payment_fraud.pipelines.training import nodes as training_nodes
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 N_PAYMENTS = 2000
 THRESHOLD = 0.8
-GENERATED = ("labelled_payments", "scoring.payments")
+GENERATED = ("labelled_payments", "payments")
 
 
 class KeptDataset(MemoryDataset):
@@ -80,7 +80,7 @@ def trained(pipelines: dict[str, Pipeline], conf: OmegaConfigLoader, generated: 
             "labelled_payments": generated["labelled_payments"],
             "params:training": conf["parameters"]["training"],
         },
-        ("scoring.model", "training_metrics"),
+        ("fraud_model", "training_metrics"),
     )
 
 
@@ -90,8 +90,8 @@ def score(pipelines: dict[str, Pipeline], trained: dict):
         outputs = run(
             pipelines["scoring"],
             {
-                "scoring.payments": batch,
-                "scoring.model": trained["scoring.model"],
+                "payments": batch,
+                "fraud_model": trained["fraud_model"],
                 "params:scoring.alert_threshold": threshold,
             },
             ("scoring.scores", "scoring.alerts"),
@@ -149,8 +149,8 @@ def test_node_names_and_namespaces(pipelines: dict[str, Pipeline]) -> None:
 def test_scoring_namespace_free_inputs_and_outputs(pipelines: dict[str, Pipeline]) -> None:
     scoring = pipelines["scoring"]
     assert scoring.inputs() == {
-        "scoring.payments",
-        "scoring.model",
+        "payments",
+        "fraud_model",
         "params:scoring.alert_threshold",
     }
     produced = {name for n in scoring.nodes for name in n.outputs}
@@ -168,26 +168,26 @@ def test_catalog_persists_only_the_contract_datasets(conf: OmegaConfigLoader) ->
     catalog = conf["catalog"]
     assert set(catalog) == {
         "labelled_payments",
-        "scoring.payments",
-        "scoring.model",
+        "payments",
+        "fraud_model",
         "training_metrics",
         "scoring.scores",
         "scoring.alerts",
     }
-    assert catalog["scoring.payments"]["filepath"] == "data/01_raw/payments.jsonl"
+    assert catalog["payments"]["filepath"] == "data/01_raw/payments.jsonl"
     assert conf["parameters"]["scoring"]["alert_threshold"] == THRESHOLD
 
 
 def test_json_lines_round_trip_keeps_dtypes(
     conf: OmegaConfigLoader, generated: dict, tmp_path: Path
 ) -> None:
-    config = dict(conf["catalog"]["scoring.payments"])
+    config = dict(conf["catalog"]["payments"])
     config["filepath"] = str(tmp_path / "payments.jsonl")
-    catalog = DataCatalog.from_config({"scoring.payments": config})
-    sent = generated["scoring.payments"].head(50)
+    catalog = DataCatalog.from_config({"payments": config})
+    sent = generated["payments"].head(50)
 
-    catalog.save("scoring.payments", sent)
-    received = catalog.load("scoring.payments")
+    catalog.save("payments", sent)
+    received = catalog.load("payments")
 
     lines = Path(config["filepath"]).read_text().splitlines()
     assert len(lines) == 50
@@ -217,7 +217,7 @@ def test_generation_is_deterministic_per_seed(
 
 def test_generated_events_match_the_payment_contract(generated: dict) -> None:
     labelled = generated["labelled_payments"]
-    events = generated["scoring.payments"]
+    events = generated["payments"]
 
     assert list(events.columns) == list(PAYMENT_COLUMNS)
     assert list(labelled.columns) == [*PAYMENT_COLUMNS, "is_fraud"]
@@ -263,8 +263,8 @@ def test_training_and_scoring_share_one_feature_function(
     assert scoring_node.func is build_features
     assert training_nodes.build_features is build_features
 
-    model = trained["scoring.model"]
-    online = build_features(clean_payments(generated["scoring.payments"].head(3)))
+    model = trained["fraud_model"]
+    online = build_features(clean_payments(generated["payments"].head(3)))
     assert list(model.feature_names_in_) == list(FEATURE_COLUMNS) == list(online.columns)
 
 
@@ -272,7 +272,7 @@ def test_training_and_scoring_share_one_feature_function(
 
 
 def test_scoring_one_score_per_distinct_event_in_order(score, generated: dict) -> None:
-    events = generated["scoring.payments"].head(300)
+    events = generated["payments"].head(300)
     replayed = events.iloc[:20].assign(amount=99_999.0)  # a resend must not change the score
     messy = events.assign(
         currency=" " + events["currency"].str.lower(), country=events["country"].str.lower() + " "
@@ -291,7 +291,7 @@ def test_scoring_one_score_per_distinct_event_in_order(score, generated: dict) -
 
 
 def test_alerts_are_exactly_the_scores_above_threshold(score, generated: dict) -> None:
-    events = generated["scoring.payments"]
+    events = generated["payments"]
     scores, alerts = score(events)
 
     above = scores[scores["score"] >= THRESHOLD]
@@ -305,7 +305,7 @@ def test_alerts_are_exactly_the_scores_above_threshold(score, generated: dict) -
 
 
 def test_alert_threshold_is_inclusive(score, generated: dict) -> None:
-    events = generated["scoring.payments"].head(200)
+    events = generated["payments"].head(200)
     scores, _ = score(events)
     threshold = float(scores["score"].sort_values().iloc[100])  # an actual score
 
@@ -346,11 +346,7 @@ def test_everyday_payment_scores_low_without_alert(score) -> None:
 
 @pytest.mark.parametrize("typed", [True, False], ids=["typed", "object-columns"])
 def test_empty_batch_gives_empty_outputs(score, generated: dict, typed: bool) -> None:
-    empty = (
-        generated["scoring.payments"].iloc[:0]
-        if typed
-        else pd.DataFrame(columns=list(PAYMENT_COLUMNS))
-    )
+    empty = generated["payments"].iloc[:0] if typed else pd.DataFrame(columns=list(PAYMENT_COLUMNS))
     scores, alerts = score(empty)
 
     assert scores.empty
@@ -361,7 +357,7 @@ def test_empty_batch_gives_empty_outputs(score, generated: dict, typed: bool) ->
 
 def test_batch_missing_a_column_is_rejected(generated: dict) -> None:
     with pytest.raises(ValueError, match="amount"):
-        clean_payments(generated["scoring.payments"].drop(columns="amount"))
+        clean_payments(generated["payments"].drop(columns="amount"))
 
 
 # --- Avro schemas ------------------------------------------------------------------
@@ -395,7 +391,7 @@ def test_avro_schemas_match_columns_and_document_fields() -> None:
 
 
 def test_avro_round_trip_of_pipeline_records(score, generated: dict) -> None:
-    events = generated["scoring.payments"]
+    events = generated["payments"]
     scores, alerts = score(events)
     assert len(alerts) > 0
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import pandas as pd
@@ -32,7 +33,7 @@ def test_inference_sorts_every_role(mini_project: Path) -> None:
         assert roles(session, "ns") == {
             "ns.batch": Role.INPUT,  # table dataset inside the namespace
             "ns.model": Role.ARTIFACT,  # object dataset inside the namespace
-            "lookup": Role.ARTIFACT,  # shared table outside the namespace
+            "lookup": Role.ARTIFACT,  # a table, but the catalog metadata says artifact
             "params:ns.factor": Role.PARAMETER,
             "params:ns.threshold": Role.PARAMETER,
             "ns.enriched": Role.OUTPUT,  # the catalog stores it: a result, though predict reads it
@@ -221,3 +222,31 @@ def test_boot_errors(mini_project: Path) -> None:
         SpecError, match=r"lists inputs 'ns.nope'.*candidates: 'batch', 'lookup', 'model'"
     ):
         boot_project(mini_project, specs=[NamespaceSpec(namespace="ns", inputs=("nope",))])
+
+
+def test_runs_log_nothing_by_default(mini_project: Path, caplog: pytest.LogCaptureFixture) -> None:
+    with boot_project(mini_project, namespaces=["ns"]) as session:
+        caplog.clear()
+        with caplog.at_level(logging.INFO):
+            session.run("ns", inputs={"batch": batch(1.0)})
+    assert caplog.records == []
+
+
+def test_node_lines_at_debug(mini_project: Path, caplog: pytest.LogCaptureFixture) -> None:
+    with boot_project(mini_project, namespaces=["ns"]) as session:
+        with caplog.at_level(logging.DEBUG, logger="kedro_stream.session.executor"):
+            session.run("ns", inputs={"batch": batch(1.0)}, run_id="r7")
+    assert "Running node ns.predict (run r7)" in caplog.messages
+
+
+def test_telemetry_hooks_are_not_registered(mini_project: Path) -> None:
+    # kedro-telemetry (a dependency of kedro) can block on a network call in its catalog hook.
+    with boot_project(mini_project, namespaces=["ns"]) as session:
+        manager = session._hook_manager
+        telemetry = [
+            p
+            for p, dist in manager.list_plugin_distinfo()
+            if dist.project_name == "kedro-telemetry"
+        ]
+    assert telemetry, "kedro depends on kedro-telemetry: its entry point should have loaded"
+    assert not any(manager.is_registered(plugin) for plugin in telemetry)

@@ -28,8 +28,6 @@ logger = logging.getLogger(__name__)
 
 # kedro-telemetry's catalog hook can block on an HTTP call for 10 s; a service never waits on it.
 _TELEMETRY_PLUGIN = "kedro-telemetry"
-# Kedro logs every node at INFO through rich: ~10 ms per run for a few nodes.
-_NODE_LOGGER = "kedro.pipeline.node"
 
 
 def _disable_telemetry(session: KedroSession) -> None:
@@ -47,7 +45,6 @@ def boot_project(
     runtime_params: dict[str, Any] | None = None,
     namespaces: Iterable[str | None] | None = None,
     specs: Iterable[NamespaceSpec] = (),
-    log_nodes: bool = False,
 ) -> StreamSession:
     """Boot the Kedro project at ``project_path`` (default: the working directory).
 
@@ -58,7 +55,6 @@ def boot_project(
         namespaces: namespaces to compile (default: all of the pipeline's; ``None`` inside
             stands for nodes without a namespace). Only these load their artifacts.
         specs: explicit roles for some namespaces; the others are inferred.
-        log_nodes: keep Kedro's per-node INFO log lines (costly per run).
     """
     path = Path(project_path or Path.cwd()).resolve()
     bootstrap_project(path)
@@ -69,7 +65,6 @@ def boot_project(
         runtime_params=runtime_params,
         namespaces=namespaces,
         specs=specs,
-        log_nodes=log_nodes,
     )
 
 
@@ -81,7 +76,6 @@ def boot_package(
     runtime_params: dict[str, Any] | None = None,
     namespaces: Iterable[str | None] | None = None,
     specs: Iterable[NamespaceSpec] = (),
-    log_nodes: bool = False,
     project_path: str | Path | None = None,
 ) -> StreamSession:
     """Boot an installed (packaged) Kedro project; ``conf/`` is read from ``project_path``."""
@@ -94,7 +88,6 @@ def boot_package(
         runtime_params=runtime_params,
         namespaces=namespaces,
         specs=specs,
-        log_nodes=log_nodes,
     )
 
 
@@ -160,10 +153,7 @@ def _boot(
     runtime_params: dict[str, Any] | None,
     namespaces: Iterable[str | None] | None,
     specs: Iterable[NamespaceSpec],
-    log_nodes: bool,
 ) -> StreamSession:
-    if not log_nodes:
-        logging.getLogger(_NODE_LOGGER).setLevel(logging.WARNING)
     project = _open(
         project_path,
         pipeline_name=pipeline_name,

@@ -5,9 +5,11 @@ Inference of a free input's role, first rule that applies:
 2. its catalog entry says ``metadata: {kedro-stream: {role: input|artifact}}``;
 3. it holds ``${itertime_params:...}`` → template (loaded per run from the rendered entry);
 4. it is not declared in the catalog → input (there is nothing to load it from);
-5. it is outside the namespace → artifact (shared reference data, as kedro-boot infers);
-6. its dataset type stores tables (pandas, polars, spark, ...) → input: that is what a stream
+5. its dataset type stores tables (pandas, polars, spark, ...) → input: that is what a stream
    carries; any other type (pickle, model, ...) → artifact: loaded once, like the model.
+The type decides rather than the name: Kedro maps shared datasets into a namespace under their
+own (un-prefixed) names, so the stream's events and the model both arrive un-prefixed. A shared
+table that is reference data says so with rule 2.
 
 Outputs, unless a spec lists them: the free outputs, plus every produced dataset the catalog
 stores — what ``kedro run`` persists is a result, even when a later node also reads it (the
@@ -95,13 +97,11 @@ def _metadata_role(config: Mapping[str, Any]) -> Role | None:
 
 
 def infer_role(
-    name: str,
-    namespace: str | None,
     dataset_type: str | None,
     config: Mapping[str, Any],
     is_template: bool = False,
 ) -> tuple[Role, str]:
-    """Role of a free, non-parameter input and the reason shown in the report (rules 2-6)."""
+    """Role of a free, non-parameter input and the reason shown in the report (rules 2-5)."""
     declared = _metadata_role(config)
     if declared is not None:
         return declared, f"catalog metadata {METADATA_KEY}.role"
@@ -109,10 +109,8 @@ def infer_role(
         return Role.TEMPLATE, "catalog entry uses itertime_params"
     if not _is_stored(dataset_type):
         return Role.INPUT, "not stored in the catalog"
-    if namespace is not None and not name.startswith(f"{namespace}."):
-        return Role.ARTIFACT, "outside the namespace"
     if any(family in dataset_type for family in _TABULAR_FAMILIES):
-        return Role.INPUT, "table dataset inside the namespace"
+        return Role.INPUT, "table dataset"
     return Role.ARTIFACT, "object dataset (loaded once)"
 
 
@@ -127,7 +125,7 @@ def _explicit(
 ) -> set[str] | None:
     if names is None:
         return None
-    resolved = {full_name(n, namespace) for n in names}
+    resolved = {n if n in allowed else full_name(n, namespace) for n in names}
     wrong = resolved - allowed
     if wrong:
         raise SpecError(
@@ -172,7 +170,7 @@ def _free_input_role(
             f"Spec of namespace {namespace!r} lists neither as input nor as artifact the free "
             f"input {short_name(name, namespace)!r}."
         )
-    role, reason = infer_role(name, namespace, dataset_type, config, is_template)
+    role, reason = infer_role(dataset_type, config, is_template)
     if role is Role.INPUT and spec_inputs is not None:
         return Role.ARTIFACT, "not among the spec's inputs"
     return role, reason

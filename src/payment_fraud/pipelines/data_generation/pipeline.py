@@ -18,7 +18,7 @@ def create_pipeline() -> Pipeline:
             node(
                 strip_labels,
                 inputs="labelled_payments",
-                outputs="scoring.payments",
+                outputs="payments",
                 name="strip_labels",
             ),
         ]

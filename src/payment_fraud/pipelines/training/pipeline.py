@@ -6,8 +6,8 @@ from .nodes import evaluate_model, split_payments, train_model
 
 
 def create_pipeline() -> Pipeline:
-    """Build the un-namespaced training pipeline; it writes ``scoring.model`` directly so
-    the scoring namespace (and the stream service) picks the model up by name."""
+    """Build the un-namespaced training pipeline; ``fraud_model`` is mapped into the scoring
+    namespace as its ``model``."""
     return Pipeline(
         [
             node(
@@ -19,12 +19,12 @@ def create_pipeline() -> Pipeline:
             node(
                 train_model,
                 inputs=["train_payments", "params:training"],
-                outputs="scoring.model",
+                outputs="fraud_model",
                 name="train_model",
             ),
             node(
                 evaluate_model,
-                inputs=["scoring.model", "holdout_payments"],
+                inputs=["fraud_model", "holdout_payments"],
                 outputs="training_metrics",
                 name="evaluate_model",
             ),

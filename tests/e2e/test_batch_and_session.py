@@ -1,0 +1,69 @@
+"""One pipeline, two ways: `kedro run` on files and `session.run` on micro-batches agree."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from kedro_stream import boot_project
+from tests.e2e.conftest import kedro, run_kedro
+
+
+def read_jsonl(path: Path) -> pd.DataFrame:
+    return pd.read_json(path, lines=True, dtype=False)
+
+
+def test_session_scores_equal_kedro_run(project_after_kedro_run: Path) -> None:
+    data = project_after_kedro_run / "data"
+    events = read_jsonl(data / "01_raw/payments.jsonl")
+    batch_scores = read_jsonl(data / "07_model_output/scores.jsonl")
+    batch_alerts = read_jsonl(data / "08_reporting/alerts.jsonl")
+    assert len(events) == len(batch_scores) > 1000
+    assert len(batch_alerts) > 0
+
+    scores, alerts = [], []
+    with boot_project(project_after_kedro_run, namespaces=["scoring"]) as session:
+        for start in range(0, len(events), 997):  # uneven micro-batches
+            out = session.run("scoring", inputs={"payments": events.iloc[start : start + 997]})
+            scores.append(out["scores"])
+            alerts.append(out["alerts"])
+
+    pd.testing.assert_frame_equal(
+        pd.concat(scores, ignore_index=True), batch_scores, check_dtype=False
+    )
+    pd.testing.assert_frame_equal(
+        pd.concat(alerts, ignore_index=True), batch_alerts, check_dtype=False
+    )
+
+
+def test_stream_help_lists_commands(project_after_kedro_run: Path) -> None:
+    out = kedro(project_after_kedro_run, "stream", "--help").stdout
+    assert "Run pipeline namespaces as Kafka stream processors" in out
+    assert "compile" in out
+
+
+def test_compile_prints_the_roles_of_scoring(project_after_kedro_run: Path) -> None:
+    out = kedro(project_after_kedro_run, "stream", "compile", "--namespace", "scoring").stdout
+    rows = {
+        cells[0]: cells[1]
+        for line in out.splitlines()
+        if line.startswith("│")
+        and len(cells := [c.strip() for c in line.strip("│").split("│")]) > 1
+    }
+    assert rows["payments"] == "input"
+    assert rows["fraud_model"] == "artifact"
+    assert rows["params:scoring.alert_threshold"] == "parameter"
+    assert rows["scoring.scores"] == "output"
+    assert rows["scoring.alerts"] == "output"
+    assert rows["scoring.features"] == "intermediate"
+    assert "namespace: scoring" in out
+    assert "namespace: None" not in out
+
+
+def test_compile_reports_an_unknown_namespace(project_after_kedro_run: Path) -> None:
+    done = run_kedro(project_after_kedro_run, "stream", "compile", "--namespace", "scorin")
+    assert done.returncode != 0
+    error = done.stdout.splitlines()[-1] + done.stderr
+    assert "Namespaces 'scorin' are not in pipeline '__default__'" in error
+    assert "namespaces: 'None', 'scoring'" in error
