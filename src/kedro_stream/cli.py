@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import time
+from pathlib import Path
+
 import click
+from confluent_kafka import KafkaException, Producer
 from kedro.framework.startup import ProjectMetadata
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from kedro_stream.config import Guarantee
 from kedro_stream.errors import KedroStreamError
+from kedro_stream.kafka.file_producer import produce_file, read_messages
+from kedro_stream.service.app import consume, load_config
 from kedro_stream.session import Role
 from kedro_stream.session.boot import compile_project
 from kedro_stream.session.compiler import CompiledNamespace
@@ -68,3 +76,144 @@ def compile_(
     console = Console()
     for namespace in compiled:
         console.print(_table(namespace))
+
+
+_BOOTSTRAP = click.option(
+    "--bootstrap-servers",
+    envvar="KAFKA_BOOTSTRAP_SERVERS",
+    default=None,
+    help="Overrides stream.yml kafka.bootstrap_servers (env KAFKA_BOOTSTRAP_SERVERS).",
+)
+
+
+@stream.command("consume")
+@click.option("--topic", "-t", required=True, help="Input topic; selects the stream in stream.yml.")
+@click.option("--namespace", "-n", default=None, help="When several streams read the topic.")
+@click.option("--pipeline", "-p", default=None, help="Overrides the stream's pipeline.")
+@click.option("--env", "-e", default=None, help="Kedro configuration environment.")
+@click.option("--group-id", default=None)
+@_BOOTSTRAP
+@click.option("--max-batch-size", type=click.IntRange(min=1), default=None)
+@click.option("--max-batch-wait-ms", type=click.IntRange(min=1), default=None)
+@click.option("--guarantee", type=click.Choice([g.value for g in Guarantee]), default=None)
+@click.option(
+    "--max-messages", type=click.IntRange(min=1), default=None, help="Exit 0 once committed."
+)
+@click.option(
+    "--idle-timeout-s",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    help="Exit 0 after this long without a new record.",
+)
+@click.pass_obj
+def consume_(
+    metadata: ProjectMetadata,
+    *,
+    topic: str,
+    namespace: str | None,
+    pipeline: str | None,
+    env: str | None,
+    group_id: str | None,
+    bootstrap_servers: str | None,
+    max_batch_size: int | None,
+    max_batch_wait_ms: int | None,
+    guarantee: str | None,
+    max_messages: int | None,
+    idle_timeout_s: float | None,
+) -> None:
+    """Run the namespace that stream.yml attaches to TOPIC on its micro-batches."""
+    overrides = {
+        "pipeline": pipeline,
+        "group_id": group_id,
+        "batch.max_size": max_batch_size,
+        "batch.max_wait_ms": max_batch_wait_ms,
+        "guarantee": guarantee,
+    }
+    try:
+        kafka, config = load_config(
+            metadata.project_path,
+            env=env,
+            topic=topic,
+            namespace=namespace,
+            overrides=overrides,
+            bootstrap_servers=bootstrap_servers,
+        )
+        progress = consume(
+            metadata.project_path,
+            kafka,
+            config,
+            env=env,
+            max_messages=max_messages,
+            idle_timeout_s=idle_timeout_s,
+        )
+    except (KedroStreamError, KafkaException) as exc:
+        raise click.ClickException(" ".join(str(exc).split())) from exc
+    elapsed = time.monotonic() - progress.started
+    click.echo(
+        f"committed {progress.records} records in {progress.batches} batches "
+        f"({progress.produced} outputs, {progress.dead_lettered} dead-lettered) "
+        f"in {elapsed:.1f} s"
+    )
+
+
+@stream.command("produce")
+@click.option("--topic", "-t", required=True)
+@click.option(
+    "--file",
+    "-f",
+    "path",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="JSON Lines (one record per line) or an Avro container file.",
+)
+@click.option("--format", "fmt", type=click.Choice(["json", "avro"]), default="json")
+@click.option(
+    "--schema",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="Avro schema (.avsc) to encode JSON Lines records with --format avro.",
+)
+@click.option("--key", "key_field", default=None, help="Record field used as the message key.")
+@click.option(
+    "--rate", type=click.FloatRange(min=0, min_open=True), default=None, help="Records/s."
+)
+@click.option("--count", type=click.IntRange(min=1), default=None, help="Send at most N records.")
+@_BOOTSTRAP
+def produce_(
+    *,
+    topic: str,
+    path: Path,
+    fmt: str,
+    schema: Path | None,
+    key_field: str | None,
+    rate: float | None,
+    count: int | None,
+    bootstrap_servers: str | None,
+) -> None:
+    """Publish the records of a file to TOPIC (the upstream simulator)."""
+    producer = Producer(
+        {"bootstrap.servers": bootstrap_servers or "localhost:9092", "linger.ms": 5}
+    )
+    try:
+        messages = read_messages(path, fmt=fmt, schema_path=schema, key_field=key_field)
+        with Progress(
+            TextColumn(f"producing to {topic}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            transient=False,
+        ) as bar:
+            task = bar.add_task("produce", total=count)
+            report = produce_file(
+                producer,
+                topic,
+                messages,
+                count=count,
+                rate=rate,
+                on_progress=lambda n: bar.advance(task, n),
+            )
+    except (ValueError, OSError, KafkaException) as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"delivered {report.delivered} of {report.sent} records to {topic}")
+    if report.failed:
+        raise click.ClickException(f"{report.failed} records failed: {report.first_error}")

@@ -49,12 +49,11 @@ def main() -> None:
         f"{statistics.median(durations):.1f} ms, max {max(durations):.1f} ms"
     )
     table = Table(title="highest-scoring alerts", title_justify="left")
-    for column in ("payment_id", "account_id", "amount", "merchant_category", "score", "reason"):
+    for column in ("payment_id", "amount", "merchant_category", "score", "reason"):
         table.add_column(column)
     for row in all_alerts.nlargest(8, "score").itertuples(index=False):
         table.add_row(
             row.payment_id,
-            row.account_id,
             f"{row.amount:.2f}",
             row.merchant_category,
             f"{row.score:.3f}",

@@ -1,0 +1,261 @@
+"""``stream.yml``: pydantic models, loading through Kedro's config loader, CLI overrides.
+
+A bad file fails at start, naming the key and the allowed values; unknown keys are refused
+rather than ignored (a typo in ``max_batch_size`` must not silently keep the default).
+Secrets (from ``credentials.yml``) are held as ``SecretStr`` and never rendered.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from enum import Enum
+from pathlib import Path
+from typing import Any, Literal
+
+from kedro.config import AbstractConfigLoader, MissingConfigException
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PositiveFloat,
+    PositiveInt,
+    PrivateAttr,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from kedro_stream.errors import KedroStreamError
+
+STREAM_PATTERNS = ["stream*", "stream*/**", "**/stream*"]
+# librdkafka properties whose values are secrets: kept as SecretStr, shown as "**********".
+SECRET_KEYS = frozenset(
+    {
+        "sasl.password",
+        "sasl.oauthbearer.client.secret",
+        "ssl.key.password",
+        "ssl.keystore.password",
+        "ssl.key.pem",
+        "ssl_key",
+        "basic.auth.user.info",
+    }
+)
+
+
+class ConfigError(KedroStreamError):
+    """``stream.yml`` (with CLI overrides) does not describe a runnable stream."""
+
+
+class Guarantee(str, Enum):
+    AT_LEAST_ONCE = "at-least-once"
+    EXACTLY_ONCE = "exactly-once"
+
+
+class Format(str, Enum):
+    JSON = "json"
+    AVRO = "avro"  # schemaless Avro body against a local .avsc
+    STRING = "string"
+    BYTES = "bytes"
+
+
+class OnFailure(str, Enum):
+    DEAD_LETTER = "dead-letter"  # send the batch's records to the dead-letter topic, move on
+    STOP = "stop"  # exit non-zero without committing: the batch is redelivered on restart
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, use_enum_values=False)
+
+
+class KafkaConfig(_Strict):
+    bootstrap_servers: str = "localhost:9092"
+    client: dict[str, str | int | float | bool] = Field(default_factory=dict)
+    consumer: dict[str, str | int | float | bool] = Field(default_factory=dict)
+    producer: dict[str, str | int | float | bool] = Field(default_factory=dict)
+    credentials: str | None = None  # a key of credentials.yml
+    # Client properties from credentials.yml: private, so no dump, repr or log shows them.
+    _secrets: dict[str, SecretStr] = PrivateAttr(default_factory=dict)
+
+    def client_properties(self, role: Literal["consumer", "producer"]) -> dict[str, Any]:
+        """The librdkafka configuration of one client, secrets included."""
+        specific = self.consumer if role == "consumer" else self.producer
+        return {
+            "bootstrap.servers": self.bootstrap_servers,
+            **self.client,
+            **specific,
+            **{k: v.get_secret_value() for k, v in self._secrets.items()},
+        }
+
+    @field_validator("client", "consumer", "producer")
+    @classmethod
+    def _no_inline_secrets(cls, value: dict[str, Any]) -> dict[str, Any]:
+        inline = sorted(SECRET_KEYS & value.keys())
+        if inline:
+            raise ValueError(
+                f"secret properties {inline} belong in conf/local/credentials.yml, referenced "
+                "by kafka.credentials"
+            )
+        return value
+
+
+class InputConfig(_Strict):
+    topics: list[str] = Field(min_length=1)
+    dataset: str
+    format: Format = Format.JSON
+    schema_path: Path | None = Field(default=None, alias="schema")
+    data_type: Literal["pandas", "records"] = "pandas"
+    metadata_columns: bool = False  # add _key, _topic, _partition, _offset, _timestamp
+
+
+class OutputConfig(_Strict):
+    topic: str
+    format: Format = Format.JSON
+    schema_path: Path | None = Field(default=None, alias="schema")
+    key: str | None = None  # a field of the output record used as the message key
+
+
+class BatchConfig(_Strict):
+    max_size: PositiveInt = 1000
+    max_wait_ms: PositiveInt = 500
+
+
+class RetryConfig(_Strict):
+    attempts: PositiveInt = 3  # runs of a failing batch before on_failure applies
+    backoff_ms: PositiveInt = 200
+    backoff_max_ms: PositiveInt = 10_000
+
+
+class StreamConfig(_Strict):
+    """One stream: input topics → a namespace → output topics."""
+
+    namespace: str | None = None
+    pipeline: str = "__default__"
+    group_id: str
+    input: InputConfig
+    outputs: dict[str, OutputConfig] = Field(default_factory=dict)
+    batch: BatchConfig = Field(default_factory=BatchConfig)
+    guarantee: Guarantee = Guarantee.AT_LEAST_ONCE
+    transactional_id: str | None = None
+    retry: RetryConfig = Field(default_factory=RetryConfig)
+    on_failure: OnFailure = OnFailure.STOP
+    dead_letter_topic: str = ""  # default: "<first input topic>.dlq"
+    max_poll_interval_s: PositiveFloat = 300.0
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_dead_letter_topic(cls, data: Any) -> Any:
+        # Every stream has a dead-letter topic: a bad record is never skipped silently.
+        if isinstance(data, dict) and not data.get("dead_letter_topic"):
+            given = data.get("input")
+            topics = given.topics if isinstance(given, InputConfig) else (given or {}).get("topics")
+            if topics:
+                data = {**data, "dead_letter_topic": f"{topics[0]}.dlq"}
+        return data
+
+    @model_validator(mode="after")
+    def _avro_needs_schema(self) -> StreamConfig:
+        for name, spec in {"input": self.input, **self.outputs}.items():
+            if spec.format in (Format.AVRO,) and spec.schema_path is None:
+                raise ValueError(f"{name}: format avro needs a schema (path to an .avsc file)")
+        return self
+
+
+class MetricsConfig(_Strict):
+    port: int | None = Field(default=None, ge=0, le=65535)
+
+
+class StreamFile(_Strict):
+    """The whole of ``stream.yml``."""
+
+    kafka: KafkaConfig = Field(default_factory=KafkaConfig)
+    metrics: MetricsConfig = Field(default_factory=MetricsConfig)
+    streams: dict[str, StreamConfig] = Field(default_factory=dict)
+
+
+def _describe(error: ValidationError) -> str:
+    lines = []
+    for item in error.errors():
+        where = ".".join(str(p) for p in item["loc"]) or "(top level)"
+        lines.append(f"{where}: {item['msg']}")
+    return "; ".join(lines)
+
+
+def parse_stream_file(raw: Mapping[str, Any], credentials: Mapping[str, Any]) -> StreamFile:
+    """Validate ``stream.yml`` and attach the credentials it references."""
+    try:
+        parsed = StreamFile.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(f"stream.yml is invalid: {_describe(exc)}") from None
+    name = parsed.kafka.credentials
+    if name is None:
+        return parsed
+    if name not in credentials:
+        raise ConfigError(
+            f"stream.yml kafka.credentials is {name!r}, which credentials.yml does not define"
+        )
+    parsed.kafka._secrets = {k: SecretStr(str(v)) for k, v in credentials[name].items()}
+    return parsed
+
+
+def load_stream_file(config_loader: AbstractConfigLoader) -> StreamFile:
+    """Read ``stream*.yml`` of the run environment through the project's config loader."""
+    patterns = getattr(config_loader, "config_patterns", None)
+    if isinstance(patterns, dict):
+        patterns.setdefault("stream", STREAM_PATTERNS)
+    try:
+        raw = config_loader["stream"]
+    except (KeyError, MissingConfigException):
+        raise ConfigError(
+            "No stream.yml found: add conf/base/stream.yml (see the README's Configuration)"
+        ) from None
+    try:
+        credentials = config_loader["credentials"]
+    except (KeyError, MissingConfigException):
+        credentials = {}
+    return parse_stream_file(raw or {}, credentials or {})
+
+
+def select_stream(file: StreamFile, *, topic: str | None, namespace: str | None) -> StreamConfig:
+    """The stream that reads ``topic`` (and runs ``namespace`` when both are given)."""
+    candidates = [
+        (name, s)
+        for name, s in file.streams.items()
+        if (topic is None or topic in s.input.topics)
+        and (namespace is None or s.namespace == namespace)
+    ]
+    if len(candidates) == 1:
+        return candidates[0][1]
+    described = (
+        ", ".join(
+            f"{n} (topics {s.input.topics}, namespace {s.namespace!r})"
+            for n, s in file.streams.items()
+        )
+        or "none"
+    )
+    if not candidates:
+        raise ConfigError(
+            f"No stream in stream.yml reads topic {topic!r} with namespace {namespace!r}; "
+            f"streams: {described}."
+        )
+    raise ConfigError(
+        f"Several streams read topic {topic!r}; name the namespace with --namespace. "
+        f"Streams: {described}."
+    )
+
+
+def apply_overrides(stream: StreamConfig, overrides: Mapping[str, Any]) -> StreamConfig:
+    """Apply CLI flags (``None`` means not given) and validate the result again."""
+    data = stream.model_dump(by_alias=True)
+    for key, value in overrides.items():
+        if value is None:
+            continue
+        target = data
+        *parents, leaf = key.split(".")
+        for parent in parents:
+            target = target[parent]
+        target[leaf] = value
+    try:
+        return StreamConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(f"Invalid option: {_describe(exc)}") from None

@@ -1,0 +1,56 @@
+"""confluent-kafka clients built from ``stream.yml``, with the settings the commit protocol needs.
+
+Defaults that are part of the protocol (manual commits, idempotence) are set last and cannot
+be switched off by accident from ``kafka.consumer``/``kafka.producer``.
+"""
+
+from __future__ import annotations
+
+import socket
+from typing import Any
+
+from confluent_kafka import Consumer, Producer
+
+from kedro_stream.config import Guarantee, KafkaConfig, StreamConfig
+
+# Offsets are committed by the service after outputs are acknowledged, never by the client.
+_CONSUMER_FIXED = {"enable.auto.commit": False, "enable.auto.offset.store": False}
+_CONSUMER_DEFAULTS = {
+    "auto.offset.reset": "earliest",
+    "partition.assignment.strategy": "cooperative-sticky",
+}
+_PRODUCER_DEFAULTS = {"linger.ms": 5}
+_PRODUCER_FIXED = {"enable.idempotence": True, "acks": "all"}
+
+
+def consumer_config(kafka: KafkaConfig, stream: StreamConfig) -> dict[str, Any]:
+    config = {
+        **_CONSUMER_DEFAULTS,
+        **kafka.client_properties("consumer"),
+        "group.id": stream.group_id,
+        "max.poll.interval.ms": int(stream.max_poll_interval_s * 1000),
+        **_CONSUMER_FIXED,
+    }
+    if stream.guarantee is Guarantee.EXACTLY_ONCE:
+        config["isolation.level"] = "read_committed"
+    return config
+
+
+def transactional_id(stream: StreamConfig) -> str:
+    """Stable per instance, so a restarted instance fences the one it replaces."""
+    return stream.transactional_id or f"{stream.group_id}-{socket.gethostname()}"
+
+
+def producer_config(kafka: KafkaConfig, stream: StreamConfig) -> dict[str, Any]:
+    config = {**_PRODUCER_DEFAULTS, **kafka.client_properties("producer"), **_PRODUCER_FIXED}
+    if stream.guarantee is Guarantee.EXACTLY_ONCE:
+        config["transactional.id"] = transactional_id(stream)
+    return config
+
+
+def make_consumer(kafka: KafkaConfig, stream: StreamConfig) -> Consumer:
+    return Consumer(consumer_config(kafka, stream))
+
+
+def make_producer(kafka: KafkaConfig, stream: StreamConfig) -> Producer:
+    return Producer(producer_config(kafka, stream))

@@ -1,0 +1,1 @@
+"""The consume → run → produce → commit loop and its commit protocols."""

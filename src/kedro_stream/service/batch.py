@@ -1,0 +1,54 @@
+"""Micro-batches: bounded by size and by wait; per-partition order kept; offsets to commit."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
+
+logger = logging.getLogger(__name__)
+_POLL_SLICE_S = 0.1  # longest single wait, so a stop request is seen quickly
+
+
+@dataclass(frozen=True)
+class Batch:
+    messages: list[Message]
+
+    def __len__(self) -> int:
+        return len(self.messages)
+
+    def next_offsets(self) -> dict[tuple[str, int], int]:
+        """Per partition, the offset after the batch's last record: what a commit stores."""
+        offsets: dict[tuple[str, int], int] = {}
+        for m in self.messages:
+            key = (m.topic(), m.partition())
+            offsets[key] = max(offsets.get(key, -1), m.offset() + 1)
+        return offsets
+
+    def first_offsets(self) -> list[TopicPartition]:
+        """Per partition, the batch's first offset: where to seek to read it again."""
+        first: dict[tuple[str, int], int] = {}
+        for m in self.messages:
+            first.setdefault((m.topic(), m.partition()), m.offset())
+        return [TopicPartition(t, p, o) for (t, p), o in first.items()]
+
+
+def collect(consumer: Consumer, *, max_size: int, max_wait_s: float) -> Batch:
+    """Up to ``max_size`` records, waiting at most ``max_wait_s`` in all."""
+    deadline = time.monotonic() + max_wait_s
+    messages: list[Message] = []
+    while len(messages) < max_size:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            break
+        for message in consumer.consume(max_size - len(messages), min(remaining, _POLL_SLICE_S)):
+            error = message.error()
+            if error is None:
+                messages.append(message)
+            elif error.fatal():
+                raise KafkaException(error)
+            elif error.code() != KafkaError._PARTITION_EOF:
+                logger.warning("Consumer error (retried by the client): %s", error)
+    return Batch(messages)

@@ -1,0 +1,122 @@
+"""The commit protocols: offsets are stored only once every output is acknowledged.
+
+at-least-once: produce → flush → every delivery report OK → synchronous commit of exactly the
+processed offsets. exactly-once: one transaction per batch holding the outputs and the offsets
+(``send_offsets_to_transaction``); no separate offset commit ever happens.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Protocol
+
+from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
+
+from kedro_stream.service.messages import Outgoing
+
+
+class DeliveryError(Exception):
+    """Some outputs were not acknowledged by the broker: the batch must not be committed."""
+
+
+class CommitProtocol(Protocol):
+    def begin(self) -> None: ...
+
+    def publish(self, messages: Iterable[Outgoing]) -> None: ...
+
+    def complete(self, offsets: list[TopicPartition]) -> None: ...
+
+    def abort(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class _Deliveries:
+    """Collects delivery reports of one batch."""
+
+    def __init__(self) -> None:
+        self.failed: list[KafkaError] = []
+
+    def __call__(self, error: KafkaError | None, _message: Message) -> None:
+        if error is not None:
+            self.failed.append(error)
+
+
+def _produce(
+    producer: Producer, messages: Iterable[Outgoing], on_delivery: _Deliveries | None
+) -> None:
+    for m in messages:
+        while True:
+            try:
+                producer.produce(
+                    m.topic, value=m.value, key=m.key, headers=m.headers, on_delivery=on_delivery
+                )
+                break
+            except BufferError:  # local queue full: let deliveries drain, then retry
+                producer.poll(0.05)
+        producer.poll(0)
+
+
+class AtLeastOnce:
+    def __init__(self, consumer: Consumer, producer: Producer, *, flush_timeout_s: float) -> None:
+        self._consumer = consumer
+        self._producer = producer
+        self._flush_timeout_s = flush_timeout_s
+        self._deliveries = _Deliveries()
+
+    def begin(self) -> None:
+        self._deliveries = _Deliveries()
+
+    def publish(self, messages: Iterable[Outgoing]) -> None:
+        _produce(self._producer, messages, self._deliveries)
+
+    def complete(self, offsets: list[TopicPartition]) -> None:
+        pending = self._producer.flush(self._flush_timeout_s)
+        if pending:
+            raise DeliveryError(
+                f"{pending} outputs not acknowledged within {self._flush_timeout_s} s"
+            )
+        if self._deliveries.failed:
+            first = self._deliveries.failed[0]
+            raise DeliveryError(f"{len(self._deliveries.failed)} outputs failed: {first}")
+        if offsets:
+            self._consumer.commit(offsets=offsets, asynchronous=False)
+
+    def abort(self) -> None:
+        """Outputs already produced stay: at-least-once, the batch is processed again."""
+        self._producer.flush(self._flush_timeout_s)
+
+    def close(self) -> None:
+        self._producer.flush(self._flush_timeout_s)
+
+
+class ExactlyOnce:
+    def __init__(self, consumer: Consumer, producer: Producer, *, timeout_s: float) -> None:
+        self._consumer = consumer
+        self._producer = producer
+        self._timeout_s = timeout_s
+        self._open = False
+        producer.init_transactions(timeout_s)  # fences an older instance with the same id
+
+    def begin(self) -> None:
+        self._producer.begin_transaction()
+        self._open = True
+
+    def publish(self, messages: Iterable[Outgoing]) -> None:
+        _produce(self._producer, messages, None)  # commit_transaction fails on any failed output
+
+    def complete(self, offsets: list[TopicPartition]) -> None:
+        if offsets:
+            self._producer.send_offsets_to_transaction(
+                offsets, self._consumer.consumer_group_metadata(), self._timeout_s
+            )
+        self._producer.commit_transaction(self._timeout_s)  # flushes; fails if any output failed
+        self._open = False
+
+    def abort(self) -> None:
+        if self._open:
+            self._open = False
+            self._producer.abort_transaction(self._timeout_s)
+
+    def close(self) -> None:
+        self.abort()

@@ -1,0 +1,322 @@
+"""The stream loop: collect a batch, decode, run the namespace, publish, commit.
+
+Nothing is committed for a record until its outputs (or its dead-letter copy) are acknowledged.
+A failing batch is retried with backoff, then dead-lettered or the service stops, per config.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from confluent_kafka import Consumer, Producer, TopicPartition
+
+from kedro_stream.config import Guarantee, KafkaConfig, OnFailure, StreamConfig
+from kedro_stream.errors import KedroStreamError
+from kedro_stream.serde import METADATA_COLUMNS, Codec, DecodeError, build_codec, records_of
+from kedro_stream.serde.frames import to_dataset
+from kedro_stream.service.batch import Batch, collect
+from kedro_stream.service.commit import AtLeastOnce, CommitProtocol, ExactlyOnce
+from kedro_stream.service.keepalive import KeepAlive
+from kedro_stream.service.messages import Outgoing, dead_letter
+from kedro_stream.session import StreamSession
+
+logger = logging.getLogger(__name__)
+_CLIENT_TIMEOUT_S = 30.0
+
+
+class StreamStopped(KedroStreamError):
+    """The service stopped on a batch it could not process (``on_failure: stop``)."""
+
+
+@dataclass
+class Progress:
+    """What the loop has committed so far; read by the CLI and metrics."""
+
+    batches: int = 0
+    records: int = 0
+    dead_lettered: int = 0
+    produced: int = 0
+    started: float = field(default_factory=time.monotonic)
+
+
+@dataclass(frozen=True)
+class _Output:
+    name: str
+    topic: str
+    codec: Codec
+    key: str | None
+
+
+class StreamService:
+    """Runs one stream until stopped, idle, or ``max_messages`` records are committed."""
+
+    def __init__(
+        self,
+        session: StreamSession,
+        stream: StreamConfig,
+        kafka: KafkaConfig,
+        *,
+        project_path: Path,
+        consumer_factory: Callable[[], Consumer],
+        producer_factory: Callable[[], Producer],
+        max_messages: int | None = None,
+        idle_timeout_s: float | None = None,
+    ) -> None:
+        self._session = session
+        self._stream = stream
+        self._kafka = kafka
+        self._max_messages = max_messages
+        self._idle_timeout_s = idle_timeout_s
+        self._consumer_factory = consumer_factory
+        self._producer_factory = producer_factory
+        self._stop = threading.Event()
+        self.progress = Progress()
+        compiled = session.compiled(stream.namespace)
+        self._input_name = _input_name(compiled.inputs, stream)
+        self._decoder = build_codec(
+            stream.input.format, _path(project_path, stream.input.schema_path)
+        )
+        self._outputs = [
+            _Output(
+                name,
+                spec.topic,
+                build_codec(spec.format, _path(project_path, spec.schema_path)),
+                spec.key,
+            )
+            for name, spec in stream.outputs.items()
+        ]
+        unknown = {o.name for o in self._outputs} - set(compiled.outputs.values())
+        if unknown:
+            raise KedroStreamError(
+                f"stream.yml publishes {sorted(unknown)}, which namespace {stream.namespace!r} "
+                f"does not output; outputs: {sorted(compiled.outputs.values())}"
+            )
+        self._revoked: set[tuple[str, int]] = set()
+
+    def stop(self) -> None:
+        """Finish the current batch, commit, then return from :meth:`run` (signal-safe)."""
+        self._stop.set()
+
+    # -- rebalance callbacks: run inside poll/consume on this thread --------------------------
+    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        logger.info("Assigned %s", _describe(partitions))
+
+    def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        # The in-flight batch must not commit these: their outputs may not be acknowledged.
+        self._revoked.update((tp.topic, tp.partition) for tp in partitions)
+        logger.info("Revoked %s", _describe(partitions))
+
+    def run(self) -> Progress:
+        consumer = self._consumer_factory()
+        producer = self._producer_factory()
+        protocol: CommitProtocol
+        if self._stream.guarantee is Guarantee.EXACTLY_ONCE:
+            protocol = ExactlyOnce(consumer, producer, timeout_s=_CLIENT_TIMEOUT_S)
+        else:
+            protocol = AtLeastOnce(consumer, producer, flush_timeout_s=_CLIENT_TIMEOUT_S)
+        keepalive = KeepAlive(consumer)
+        consumer.subscribe(
+            self._stream.input.topics,
+            on_assign=self._on_assign,
+            on_revoke=self._on_revoke,
+            on_lost=self._on_revoke,
+        )
+        last_record = time.monotonic()
+        try:
+            while not self._stop.is_set():
+                batch = collect(
+                    consumer,
+                    max_size=self._batch_limit(),
+                    max_wait_s=self._stream.batch.max_wait_ms / 1000,
+                )
+                if not batch.messages:
+                    if (
+                        self._idle_timeout_s
+                        and time.monotonic() - last_record > self._idle_timeout_s
+                    ):
+                        logger.info("No record for %.1f s: stopping", self._idle_timeout_s)
+                        break
+                    continue
+                last_record = time.monotonic()
+                self._revoked.clear()
+                self._process(batch, consumer, protocol, keepalive)
+                if self._max_messages is not None and self.progress.records >= self._max_messages:
+                    break
+        finally:
+            keepalive.close()
+            protocol.close()
+            consumer.close()  # leaves the group: partitions move on at once
+        return self.progress
+
+    def _batch_limit(self) -> int:
+        if self._max_messages is None:
+            return self._stream.batch.max_size
+        return max(1, min(self._stream.batch.max_size, self._max_messages - self.progress.records))
+
+    def _process(
+        self, batch: Batch, consumer: Consumer, protocol: CommitProtocol, keepalive: KeepAlive
+    ) -> None:
+        good, bad = self._decode(batch)
+        retry = self._stream.retry
+        for attempt in range(1, retry.attempts + 1):
+            try:
+                protocol.begin()
+                outgoing = self._run(good, keepalive) if good else []
+                outgoing += bad
+                protocol.publish(outgoing)
+                protocol.complete(self._offsets(batch))
+                self._committed(batch, produced=len(outgoing) - len(bad), dead=len(bad))
+                return
+            except Exception as error:
+                protocol.abort()
+                if attempt == retry.attempts:
+                    self._give_up(batch, error, consumer, protocol)
+                    return
+                backoff = min(retry.backoff_ms * 2 ** (attempt - 1), retry.backoff_max_ms) / 1000
+                logger.warning(
+                    "Batch of %d records failed (attempt %d/%d), retrying in %.2f s: %s",
+                    len(batch),
+                    attempt,
+                    retry.attempts,
+                    backoff,
+                    _one_line(error),
+                )
+                keepalive.sleep(backoff)
+
+    def _decode(self, batch: Batch) -> tuple[list[tuple[Any, dict[str, Any]]], list[Outgoing]]:
+        good: list[tuple[Any, dict[str, Any]]] = []
+        bad: list[Outgoing] = []
+        with_metadata = self._stream.input.metadata_columns
+        for message in batch.messages:
+            try:
+                record = self._decoder.decode(message.value())
+            except DecodeError as error:
+                bad.append(self._dead_letter(message, error, stage="decode"))
+                continue
+            if with_metadata:
+                key = message.key()
+                record.update(
+                    zip(
+                        METADATA_COLUMNS,
+                        (
+                            key.decode("utf-8", "replace") if key is not None else None,
+                            message.topic(),
+                            message.partition(),
+                            message.offset(),
+                            message.timestamp()[1],
+                        ),
+                        strict=True,
+                    )
+                )
+            good.append((message, record))
+        return good, bad
+
+    def _dead_letter(self, message: Any, error: BaseException, *, stage: str) -> Outgoing:
+        return dead_letter(
+            message,
+            self._stream.dead_letter_topic,
+            error=error,
+            stage=stage,
+            namespace=self._stream.namespace,
+        )
+
+    def _run(self, good: list[tuple[Any, dict[str, Any]]], keepalive: KeepAlive) -> list[Outgoing]:
+        dataset = to_dataset(
+            [record for _, record in good],
+            data_type=self._stream.input.data_type,
+            fields=self._decoder.fields,
+        )
+        outputs = keepalive.call(
+            lambda: self._session.run(self._stream.namespace, inputs={self._input_name: dataset})
+        )
+        source_headers = {
+            (m.topic(), m.partition(), m.offset()): m.headers() for m, _ in good if m.headers()
+        }
+        return [
+            msg
+            for out in self._outputs
+            for msg in self._encode(out, outputs[out.name], source_headers)
+        ]
+
+    @staticmethod
+    def _encode(
+        output: _Output, data: Any, source_headers: dict[tuple[str, int, int], Any]
+    ) -> list[Outgoing]:
+        messages = []
+        for record in records_of(data):
+            source = (record.get("_topic"), record.get("_partition"), record.get("_offset"))
+            body = {k: v for k, v in record.items() if k not in METADATA_COLUMNS}
+            key = body.get(output.key) if output.key else None
+            messages.append(
+                Outgoing(
+                    topic=output.topic,
+                    value=output.codec.encode(body),
+                    key=None if key is None else str(key).encode(),
+                    headers=list(source_headers.get(source, [])),
+                )
+            )
+        return messages
+
+    def _offsets(self, batch: Batch) -> list[TopicPartition]:
+        return [
+            TopicPartition(topic, partition, offset)
+            for (topic, partition), offset in batch.next_offsets().items()
+            if (topic, partition) not in self._revoked
+        ]
+
+    def _committed(self, batch: Batch, *, produced: int, dead: int) -> None:
+        p = self.progress
+        p.batches += 1
+        p.records += len(batch)
+        p.dead_lettered += dead
+        p.produced += produced
+        logger.debug("Committed batch of %d records (%d dead-lettered)", len(batch), dead)
+
+    def _give_up(
+        self, batch: Batch, error: Exception, consumer: Consumer, protocol: CommitProtocol
+    ) -> None:
+        if self._stream.on_failure is OnFailure.STOP:
+            raise StreamStopped(
+                f"Batch of {len(batch)} records failed {self._stream.retry.attempts} times, "
+                f"last with {_one_line(error)}; nothing committed for it"
+            ) from error
+        logger.error("Dead-lettering a batch of %d records: %s", len(batch), _one_line(error))
+        dead = [self._dead_letter(m, error, stage="pipeline") for m in batch.messages]
+        try:
+            protocol.begin()
+            protocol.publish(dead)
+            protocol.complete(self._offsets(batch))
+        except Exception as exc:
+            protocol.abort()
+            raise StreamStopped(f"Could not dead-letter a failed batch: {_one_line(exc)}") from exc
+        self._committed(batch, produced=0, dead=len(dead))
+
+
+def _input_name(inputs: dict[str, str] | Any, stream: StreamConfig) -> str:
+    wanted = stream.input.dataset
+    names = set(inputs)
+    if wanted in names or wanted in set(inputs.values()):
+        return wanted
+    raise KedroStreamError(
+        f"stream.yml feeds dataset {wanted!r}, which is not an input of namespace "
+        f"{stream.namespace!r}; inputs: {sorted(names)}"
+    )
+
+
+def _path(project_path: Path, path: Path | None) -> Path | None:
+    return None if path is None else (path if path.is_absolute() else project_path / path)
+
+
+def _describe(partitions: list[TopicPartition]) -> str:
+    return ", ".join(f"{tp.topic}[{tp.partition}]" for tp in partitions) or "nothing"
+
+
+def _one_line(error: BaseException) -> str:
+    text = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {text[0] if text else ''}"

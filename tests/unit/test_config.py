@@ -1,0 +1,101 @@
+"""stream.yml validation: clear errors, no unknown keys, secrets never shown."""
+
+from __future__ import annotations
+
+import pytest
+
+from kedro_stream.config import (
+    ConfigError,
+    Guarantee,
+    OnFailure,
+    apply_overrides,
+    parse_stream_file,
+    select_stream,
+)
+
+STREAM = {
+    "namespace": "scoring",
+    "group_id": "g",
+    "input": {"topics": ["payments"], "dataset": "payments"},
+    "outputs": {"scores": {"topic": "scores"}},
+}
+
+
+def parse(raw: dict, credentials: dict | None = None):
+    return parse_stream_file(raw, credentials or {})
+
+
+def test_defaults_are_safe() -> None:
+    stream = parse({"streams": {"s": STREAM}}).streams["s"]
+    assert stream.guarantee is Guarantee.AT_LEAST_ONCE
+    assert stream.on_failure is OnFailure.STOP
+    assert stream.dead_letter_topic == "payments.dlq"  # a bad record is never skipped silently
+    assert stream.batch.max_size == 1000
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        ({"streams": {"s": {**STREAM, "max_batch_size": 5}}}, r"streams.s.max_batch_size: Extra"),
+        (
+            {"streams": {"s": {**STREAM, "guarantee": "exactly_once"}}},
+            r"streams.s.guarantee: Input should be 'at-least-once' or 'exactly-once'",
+        ),
+        (
+            {"streams": {"s": {**STREAM, "batch": {"max_size": 0}}}},
+            r"streams.s.batch.max_size: Input should be greater than 0",
+        ),
+        (
+            {"streams": {"s": {**STREAM, "input": {**STREAM["input"], "format": "xml"}}}},
+            r"streams.s.input.format: Input should be 'json', 'avro', 'string' or 'bytes'",
+        ),
+        (
+            {"streams": {"s": {**STREAM, "input": {**STREAM["input"], "format": "avro"}}}},
+            r"input: format avro needs a schema",
+        ),
+        ({"kafka": {"bootstrap": "x"}}, r"kafka.bootstrap: Extra inputs are not permitted"),
+        (
+            {"kafka": {"client": {"sasl.password": "hunter2"}}},
+            r"secret properties \['sasl.password'\] belong in conf/local/credentials.yml",
+        ),
+    ],
+)
+def test_bad_config_names_the_key_and_allowed_values(raw: dict, message: str) -> None:
+    with pytest.raises(ConfigError, match=message) as caught:
+        parse(raw)
+    assert "hunter2" not in str(caught.value)
+
+
+def test_credentials_are_attached_but_never_rendered() -> None:
+    raw = {"kafka": {"credentials": "kafka", "client": {"security.protocol": "SASL_SSL"}}}
+    parsed = parse(raw, {"kafka": {"sasl.username": "svc", "sasl.password": "hunter2"}})
+    assert parsed.kafka.client_properties("consumer")["sasl.password"] == "hunter2"
+    for shown in (repr(parsed), str(parsed), parsed.model_dump_json(), repr(parsed.kafka)):
+        assert "hunter2" not in shown
+
+
+def test_missing_credentials_key_is_an_error() -> None:
+    with pytest.raises(ConfigError, match=r"kafka.credentials is 'kafka'"):
+        parse({"kafka": {"credentials": "kafka"}})
+
+
+def test_select_stream_by_topic_and_namespace() -> None:
+    other = {**STREAM, "namespace": "audit", "group_id": "a"}
+    parsed = parse({"streams": {"s": STREAM, "t": other}})
+    assert select_stream(parsed, topic="payments", namespace="audit").group_id == "a"
+    with pytest.raises(ConfigError, match=r"Several streams read topic 'payments'"):
+        select_stream(parsed, topic="payments", namespace=None)
+    with pytest.raises(ConfigError, match=r"No stream in stream.yml reads topic 'refunds'"):
+        select_stream(parsed, topic="refunds", namespace=None)
+
+
+def test_overrides_win_and_are_validated() -> None:
+    stream = parse({"streams": {"s": STREAM}}).streams["s"]
+    changed = apply_overrides(
+        stream, {"batch.max_size": 10, "guarantee": "exactly-once", "group_id": None}
+    )
+    assert changed.batch.max_size == 10
+    assert changed.guarantee is Guarantee.EXACTLY_ONCE
+    assert changed.group_id == "g"
+    with pytest.raises(ConfigError, match=r"batch.max_size"):
+        apply_overrides(stream, {"batch.max_size": -1})
