@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 
 from kedro_stream import boot_project
-from tests.e2e.conftest import kedro, run_kedro
+from tests.conftest import kedro, run_kedro
 
 
 def read_jsonl(path: Path) -> pd.DataFrame:

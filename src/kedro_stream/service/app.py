@@ -73,8 +73,8 @@ def consume(
     stream: StreamConfig,
     *,
     env: str | None,
-    max_messages: int | None,
-    idle_timeout_s: float | None,
+    max_messages: int | None = None,
+    idle_timeout_s: float | None = None,
 ) -> Progress:
     """Boot the stream's namespace and run the loop until stopped, idle or done."""
     session = boot_project(

@@ -8,7 +8,9 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
+pytest_plugins = ["kedro_stream.testing.pytest_plugin"]
+
+REPO = Path(__file__).resolve().parents[1]
 KEDRO = str(Path(sys.executable).with_name("kedro"))
 
 
@@ -33,17 +35,27 @@ def kedro(project: Path, *args: str, timeout: float = 300) -> subprocess.Complet
     return done
 
 
+def copy_project(source: Path, target: Path, *, with_data: bool = False) -> Path:
+    """The example project's files (code, conf, schemas) under ``target``."""
+    target.mkdir(parents=True, exist_ok=True)
+    for name in ("pyproject.toml", ".telemetry"):
+        shutil.copy(source / name, target / name)
+    ignore = shutil.ignore_patterns("__pycache__")
+    for folder in ("conf", "schemas", "src/payment_fraud") + (("data",) if with_data else ()):
+        shutil.copytree(source / folder, target / folder, ignore=ignore, dirs_exist_ok=True)
+    (target / "conf" / "local").mkdir(exist_ok=True)
+    return target
+
+
 @pytest.fixture(scope="session")
 def project_after_kedro_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A copy of the example project after `kedro run`, so tests never touch the repo's data."""
-    project = tmp_path_factory.mktemp("payment-fraud")
-    for name in ("pyproject.toml", ".telemetry"):
-        shutil.copy(REPO / name, project / name)
-    shutil.copytree(REPO / "conf", project / "conf")
-    ignore = shutil.ignore_patterns("__pycache__")
-    shutil.copytree(
-        REPO / "src" / "payment_fraud", project / "src" / "payment_fraud", ignore=ignore
-    )
-    (project / "conf" / "local").mkdir(exist_ok=True)
+    project = copy_project(REPO, tmp_path_factory.mktemp("payment-fraud"))
     kedro(project, "run")
     return project
+
+
+@pytest.fixture
+def stream_project(project_after_kedro_run: Path, tmp_path: Path) -> Path:
+    """A fresh copy of the trained example project, for a test to edit its stream.yml."""
+    return copy_project(project_after_kedro_run, tmp_path / "project", with_data=True)

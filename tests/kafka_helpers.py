@@ -1,0 +1,108 @@
+"""Test-side Kafka clients: read a topic from the start, check committed offsets, produce."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from confluent_kafka import OFFSET_BEGINNING, Consumer, Message, Producer, TopicPartition
+
+
+def produce(
+    bootstrap: str, topic: str, values: Iterable[bytes | None], key: bytes | None = None
+) -> int:
+    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5})
+    sent = 0
+    for value in values:
+        producer.produce(topic, value=value, key=key)
+        producer.poll(0)
+        sent += 1
+    assert producer.flush(30) == 0
+    return sent
+
+
+def produce_json(bootstrap: str, topic: str, records: Iterable[dict[str, Any]]) -> int:
+    return produce(bootstrap, topic, (json.dumps(r).encode() for r in records))
+
+
+def _reader(bootstrap: str) -> Consumer:
+    return Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"test-reader-{uuid.uuid4().hex}",
+            "enable.auto.commit": False,
+            "fetch.wait.max.ms": 20,
+        }
+    )
+
+
+def partitions(bootstrap: str, topic: str, timeout_s: float = 10) -> list[int]:
+    consumer = _reader(bootstrap)
+    try:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            meta = consumer.list_topics(topic, timeout=5).topics.get(topic)
+            if meta is not None and meta.error is None and meta.partitions:
+                return sorted(meta.partitions)
+            time.sleep(0.1)
+        raise AssertionError(f"topic {topic} has no partitions after {timeout_s} s")
+    finally:
+        consumer.close()
+
+
+def read_topic(
+    bootstrap: str, topic: str, *, expect: int | None = None, timeout_s: float = 20
+) -> list[Message]:
+    """Every message of ``topic`` from the beginning; waits for ``expect`` messages (or until
+    the topic has been quiet for 1 s when ``expect`` is None)."""
+    consumer = _reader(bootstrap)
+    consumer.assign(
+        [TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions(bootstrap, topic)]
+    )
+    messages: list[Message] = []
+    deadline = time.monotonic() + timeout_s
+    quiet_since = time.monotonic()
+    try:
+        while time.monotonic() < deadline:
+            batch = consumer.consume(1000, 0.2)
+            got = [m for m in batch if m.error() is None]
+            messages += got
+            if got:
+                quiet_since = time.monotonic()
+            if expect is not None and len(messages) >= expect:
+                break
+            if expect is None and time.monotonic() - quiet_since > 1.0:
+                break
+    finally:
+        consumer.close()
+    return messages
+
+
+def committed(bootstrap: str, group: str, topic: str) -> dict[int, int]:
+    """Committed offset per partition of ``group`` (partitions without a commit left out)."""
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group})
+    try:
+        tps = [TopicPartition(topic, p) for p in partitions(bootstrap, topic)]
+        return {
+            tp.partition: tp.offset for tp in consumer.committed(tps, timeout=10) if tp.offset >= 0
+        }
+    finally:
+        consumer.close()
+
+
+def wait_until(
+    condition: Callable[[], bool], timeout_s: float, what: str, every_s: float = 0.1
+) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(every_s)
+    raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
+
+
+def headers(message: Message) -> dict[str, bytes]:
+    return dict(message.headers() or [])
