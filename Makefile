@@ -17,11 +17,11 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-## demo: generate payments, train, score in batch, show the compiled namespace, score micro-batches
+## demo: generate payments, train, score in batch, then stream them through the embedded broker
 demo: $(STAMP)
 	$(BIN)/kedro run
 	$(BIN)/kedro stream compile --namespace scoring
-	$(BIN)/python -m payment_fraud.micro_batches
+	$(BIN)/python -m payment_fraud.stream_demo
 
 ## test: lint, then the whole test suite
 test: lint

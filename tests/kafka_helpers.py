@@ -56,8 +56,8 @@ def partitions(bootstrap: str, topic: str, timeout_s: float = 10) -> list[int]:
 def read_topic(
     bootstrap: str, topic: str, *, expect: int | None = None, timeout_s: float = 20
 ) -> list[Message]:
-    """Every message of ``topic`` from the beginning; waits for ``expect`` messages (or until
-    the topic has been quiet for 1 s when ``expect`` is None)."""
+    """Every message of ``topic`` from the beginning; waits for ``expect`` messages, or, when
+    ``expect`` is None, until the topic stays quiet."""
     consumer = _reader(bootstrap)
     consumer.assign(
         [TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions(bootstrap, topic)]
@@ -74,7 +74,9 @@ def read_topic(
                 quiet_since = time.monotonic()
             if expect is not None and len(messages) >= expect:
                 break
-            if expect is None and time.monotonic() - quiet_since > 1.0:
+            # Quiet for 1 s after data, or 5 s without any: the topic has nothing more.
+            quiet_for = time.monotonic() - quiet_since
+            if expect is None and quiet_for > (1.0 if messages else 5.0):
                 break
     finally:
         consumer.close()
@@ -106,3 +108,19 @@ def wait_until(
 
 def headers(message: Message) -> dict[str, bytes]:
     return dict(message.headers() or [])
+
+
+def message_count(bootstrap: str, topic: str) -> int:
+    """Records in ``topic`` by its watermarks; 0 when the topic does not exist."""
+    consumer = _reader(bootstrap)
+    try:
+        meta = consumer.list_topics(topic, timeout=10).topics.get(topic)
+        if meta is None or meta.error is not None:
+            return 0
+        total = 0
+        for partition in meta.partitions:
+            low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=10)
+            total += high - low
+        return total
+    finally:
+        consumer.close()

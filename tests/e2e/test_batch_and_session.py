@@ -64,6 +64,7 @@ def test_compile_prints_the_roles_of_scoring(project_after_kedro_run: Path) -> N
 def test_compile_reports_an_unknown_namespace(project_after_kedro_run: Path) -> None:
     done = run_kedro(project_after_kedro_run, "stream", "compile", "--namespace", "scorin")
     assert done.returncode != 0
-    error = done.stdout.splitlines()[-1] + done.stderr
+    error = done.stderr.strip().splitlines()[-1]  # one line, after the logs
+    assert error.startswith("Error: ")
     assert "Namespaces 'scorin' are not in pipeline '__default__'" in error
     assert "namespaces: 'None', 'scoring'" in error

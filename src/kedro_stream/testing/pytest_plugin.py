@@ -8,12 +8,13 @@ assertion and is skipped, with the reason, on the broker kind that cannot pass i
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import get_args
 
 import pytest
 
 from kedro_stream.kafka.embedded import FaultInjector
 from kedro_stream.testing import brokers
-from kedro_stream.testing.brokers import BrokerHandle
+from kedro_stream.testing.brokers import BrokerHandle, BrokerKind
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -54,9 +55,10 @@ def _skip_unsupported_broker(request: pytest.FixtureRequest) -> None:
     for marker in markers:
         marked_kind = marker.kwargs.get("kind", marker.args[0] if marker.args else None)
         reason = marker.kwargs.get("reason", marker.args[1] if len(marker.args) > 1 else None)
-        if marked_kind is None or not reason:
+        if marked_kind not in get_args(BrokerKind) or not reason:
             raise pytest.UsageError(
-                f"{request.node.nodeid}: use @pytest.mark.unsupported_broker(kind, reason)"
+                f"{request.node.nodeid}: use @pytest.mark.unsupported_broker(kind, reason) with "
+                f"kind one of {', '.join(get_args(BrokerKind))}"
             )
         if marked_kind == kind:
             pytest.skip(f"unsupported on the {kind} broker: {reason}")

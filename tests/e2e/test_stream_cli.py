@@ -1,0 +1,195 @@
+"""The stream commands driven as a user drives them: separate processes, signals, kills."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from kedro_stream.testing.brokers import create_topic
+from tests.conftest import KEDRO, kedro
+from tests.kafka_helpers import committed, headers, read_topic, wait_until
+from tests.stream_helpers import configure, topics
+
+pytestmark = [pytest.mark.e2e, pytest.mark.integration]
+ENV = {**os.environ, "KEDRO_DISABLE_TELEMETRY": "1"}
+FAST_GROUP = {"session.timeout.ms": 3000, "heartbeat.interval.ms": 300}
+
+
+def start(project: Path, *args: str, log: Path | None = None) -> subprocess.Popen[str]:
+    """A ``kedro stream`` process; its stderr goes to ``log`` when given, to read it live."""
+    return subprocess.Popen(
+        [KEDRO, "stream", *args],
+        cwd=project,
+        env=ENV,
+        stdout=subprocess.PIPE,
+        stderr=log.open("w") if log else subprocess.PIPE,
+        text=True,
+    )
+
+
+def assigned(log: Path) -> set[str]:
+    """Partitions a service logged as assigned to it (``Assigned t[0], t[1]``), minus revoked."""
+    owned: set[str] = set()
+    for line in log.read_text().splitlines():
+        for verb, change in (("Assigned ", owned.update), ("Revoked ", owned.difference_update)):
+            if verb in line:
+                change(p.strip() for p in line.split(verb, 1)[1].split(","))
+    return owned - {"nothing"}
+
+
+def finish(process: subprocess.Popen[str], timeout_s: float = 60) -> tuple[int, str, str]:
+    out, err = process.communicate(timeout=timeout_s)
+    return process.returncode, out, err
+
+
+def consumer_settings(project: Path) -> None:
+    path = project / "conf" / "base" / "stream.yml"
+    import yaml
+
+    config = yaml.safe_load(path.read_text())
+    config["kafka"]["consumer"].update(FAST_GROUP)
+    path.write_text(yaml.safe_dump(config))
+
+
+def test_broker_produce_consume_as_a_user(stream_project: Path) -> None:
+    names = topics("cli")
+    configure(stream_project, names)
+    broker = start(stream_project, "broker")
+    try:
+        first_line = broker.stdout.readline().strip()
+        assert first_line.startswith("bootstrap.servers=127.0.0.1:")
+        bootstrap = first_line.removeprefix("bootstrap.servers=")
+        events = stream_project / "data/01_raw/payments.jsonl"
+        poison = stream_project / "poison.jsonl"
+        poison.write_text('not json\n{"payment_id": "p-1"}\n[]\n')
+        produce = ("produce", "--topic", names["input"], "--bootstrap-servers", bootstrap)
+        out = kedro(stream_project, "stream", *produce, "--file", str(events), "--count", "1500")
+        assert "delivered 1500 of 1500 records" in out.stdout
+        kedro(stream_project, "stream", *produce, "--file", str(poison))
+
+        done = kedro(
+            stream_project,
+            "stream",
+            "consume",
+            "--topic",
+            names["input"],
+            "--bootstrap-servers",
+            bootstrap,
+            "--max-messages",
+            "1503",
+        )
+        assert "committed 1503 records" in done.stdout
+        assert "3 dead-lettered" in done.stdout
+        assert len(read_topic(bootstrap, names["scores"], expect=1500)) == 1500
+        dead = read_topic(bootstrap, names["dlq"], expect=3)
+        assert {headers(m)["kedro-stream.error.stage"] for m in dead} == {b"decode"}
+    finally:
+        broker.send_signal(signal.SIGTERM)
+        assert broker.wait(timeout=10) == 0
+
+
+def test_consume_fails_with_a_one_line_reason(stream_project: Path, kafka_broker) -> None:
+    done = subprocess.run(
+        [
+            KEDRO,
+            "stream",
+            "consume",
+            "--topic",
+            "nope",
+            "--bootstrap-servers",
+            kafka_broker.bootstrap_servers,
+        ],
+        cwd=stream_project,
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode != 0
+    assert (
+        done.stderr.strip()
+        .splitlines()[-1]
+        .startswith("Error: No stream in stream.yml reads topic 'nope'")
+    )
+
+
+def test_sigterm_finishes_the_batch_commits_and_exits_0(stream_project: Path, kafka_broker) -> None:
+    names = topics("sigterm")
+    bootstrap = kafka_broker.bootstrap_servers
+    configure(stream_project, names, **{"batch.max_size": 200})
+    consumer_settings(stream_project)
+    kedro(
+        stream_project,
+        "stream",
+        "produce",
+        "--topic",
+        names["input"],
+        "--bootstrap-servers",
+        bootstrap,
+        "--file",
+        str(stream_project / "data/01_raw/payments.jsonl"),
+    )
+    service = start(
+        stream_project, "consume", "--topic", names["input"], "--bootstrap-servers", bootstrap
+    )
+    wait_until(
+        lambda: committed(bootstrap, names["group"], names["input"]) != {}, 60, "a first commit"
+    )
+    service.send_signal(signal.SIGTERM)
+    code, out, err = finish(service)
+    assert code == 0, err
+    offsets = sum(committed(bootstrap, names["group"], names["input"]).values())
+    assert f"committed {offsets} records" in out
+    assert 0 < offsets < 20_000, "stopped mid-stream"
+    scores = read_topic(bootstrap, names["scores"], expect=offsets)
+    # Outputs exist for exactly the committed records: none missing, none beyond them.
+    assert len({json.loads(m.value())["payment_id"] for m in scores}) == offsets
+
+
+def test_two_instances_share_partitions_and_survive_a_kill(
+    stream_project: Path, kafka_broker
+) -> None:
+    names = topics("group")
+    bootstrap = kafka_broker.bootstrap_servers
+    create_topic(kafka_broker, names["input"], partitions=4)
+    configure(stream_project, names, **{"batch.max_size": 100})
+    consumer_settings(stream_project)
+    kedro(
+        stream_project,
+        "stream",
+        "produce",
+        "--topic",
+        names["input"],
+        "--bootstrap-servers",
+        bootstrap,
+        "--file",
+        str(stream_project / "data/01_raw/payments.jsonl"),
+        "--count",
+        "8000",
+    )
+    consume = (
+        "consume",
+        "--topic",
+        names["input"],
+        "--bootstrap-servers",
+        bootstrap,
+        "--idle-timeout-s",
+        "8",
+    )
+    logs = [stream_project / "first.log", stream_project / "second.log"]
+    first, second = (start(stream_project, *consume, log=log) for log in logs)
+    wait_until(lambda: all(assigned(log) for log in logs), 60, "both instances owning partitions")
+    assert not assigned(logs[0]) & assigned(logs[1]), "a partition has a single owner"
+    first.kill()  # SIGKILL mid-stream: no clean-up, no commit of its in-flight batch
+    first.wait(timeout=10)
+    code, _, err = finish(second, timeout_s=120)
+    assert code == 0, err
+    assert sum(committed(bootstrap, names["group"], names["input"]).values()) == 8000
+    scores = read_topic(bootstrap, names["scores"])
+    assert len({json.loads(m.value())["payment_id"] for m in scores}) == 8000  # nothing lost
