@@ -6,7 +6,9 @@ import json
 from pathlib import Path
 
 import pytest
+from confluent_kafka import KafkaError
 
+from kedro_stream.kafka.mock_api import ApiKey
 from kedro_stream.service.loop import StreamStopped
 from kedro_stream.testing.brokers import create_topic
 from tests.kafka_helpers import (
@@ -132,3 +134,29 @@ def test_a_failing_batch_stops_the_service_without_commit(
         run_stream(stream_project, names, kafka_broker.bootstrap_servers, idle_timeout_s=30)
     assert committed(kafka_broker.bootstrap_servers, names["group"], names["input"]) == {}
     assert message_count(kafka_broker.bootstrap_servers, names["dlq"]) == 0
+
+
+def test_a_commit_overtaken_by_a_rebalance_is_not_a_failure(
+    fault_injector, kafka_broker, stream_project: Path
+) -> None:
+    """Regression: a commit refused with REBALANCE_IN_PROGRESS used to count as a failed batch,
+    so the batch was re-run and then dead-lettered although its outputs were acknowledged."""
+    names = topics("rebalance")
+    configure(
+        stream_project,
+        names,
+        **{"on_failure": "dead-letter", "retry.attempts": 1, "batch.max_size": 50},
+    )
+    produce_json(kafka_broker.bootstrap_servers, names["input"], payments(stream_project, 100))
+    fault_injector.push_request_errors(ApiKey.OffsetCommit, [KafkaError.REBALANCE_IN_PROGRESS])
+    progress = run_stream(
+        stream_project, names, kafka_broker.bootstrap_servers, max_messages=50, idle_timeout_s=30
+    )
+    assert progress.dead_lettered == 0
+    assert message_count(kafka_broker.bootstrap_servers, names["dlq"]) == 0
+    # The refused batch's outputs stand; the next batch's commit covers its offsets too.
+    assert (
+        sum(committed(kafka_broker.bootstrap_servers, names["group"], names["input"]).values())
+        >= 50
+    )
+    assert len(read_topic(kafka_broker.bootstrap_servers, names["scores"], expect=100)) >= 50

@@ -7,16 +7,55 @@ processed offsets. exactly-once: one transaction per batch holding the outputs a
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
 from typing import Protocol
 
-from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
 from kedro_stream.service.messages import Outgoing
+
+# The group moved on while the batch ran: this member no longer owns (some of) its partitions.
+_REBALANCE_CODES = frozenset(
+    {
+        KafkaError.REBALANCE_IN_PROGRESS,
+        KafkaError.ILLEGAL_GENERATION,
+        KafkaError.UNKNOWN_MEMBER_ID,
+        KafkaError.FENCED_INSTANCE_ID,
+    }
+)
+_COMMIT_ATTEMPTS = 3
 
 
 class DeliveryError(Exception):
     """Some outputs were not acknowledged by the broker: the batch must not be committed."""
+
+
+class CommitAbandoned(Exception):
+    """A rebalance overtook the batch: its offsets cannot be committed by this member.
+
+    Not a processing failure: the batch is neither retried nor dead-lettered. Its records are
+    processed again by their partition's owner (at-least-once: its outputs may repeat).
+    """
+
+
+def _kafka_error(exc: KafkaException) -> KafkaError | None:
+    error = exc.args[0] if exc.args else None
+    return error if isinstance(error, KafkaError) else None
+
+
+def _commit(consumer: Consumer, offsets: list[TopicPartition]) -> None:
+    for attempt in range(1, _COMMIT_ATTEMPTS + 1):
+        try:
+            consumer.commit(offsets=offsets, asynchronous=False)
+            return
+        except KafkaException as exc:
+            error = _kafka_error(exc)
+            if error is not None and error.code() in _REBALANCE_CODES:
+                raise CommitAbandoned(str(error)) from exc
+            if error is None or not error.retriable() or attempt == _COMMIT_ATTEMPTS:
+                raise
+            time.sleep(0.1 * attempt)  # coordinator moving: outputs are safe, retry the commit
 
 
 class CommitProtocol(Protocol):
@@ -80,7 +119,7 @@ class AtLeastOnce:
             first = self._deliveries.failed[0]
             raise DeliveryError(f"{len(self._deliveries.failed)} outputs failed: {first}")
         if offsets:
-            self._consumer.commit(offsets=offsets, asynchronous=False)
+            _commit(self._consumer, offsets)
 
     def abort(self) -> None:
         """Outputs already produced stay: at-least-once, the batch is processed again."""
@@ -106,11 +145,17 @@ class ExactlyOnce:
         _produce(self._producer, messages, None)  # commit_transaction fails on any failed output
 
     def complete(self, offsets: list[TopicPartition]) -> None:
-        if offsets:
-            self._producer.send_offsets_to_transaction(
-                offsets, self._consumer.consumer_group_metadata(), self._timeout_s
-            )
-        self._producer.commit_transaction(self._timeout_s)  # flushes; fails if any output failed
+        try:
+            if offsets:
+                self._producer.send_offsets_to_transaction(
+                    offsets, self._consumer.consumer_group_metadata(), self._timeout_s
+                )
+            self._producer.commit_transaction(self._timeout_s)  # flushes; fails on a failed output
+        except KafkaException as exc:
+            error = _kafka_error(exc)
+            if error is not None and error.code() in _REBALANCE_CODES:
+                raise CommitAbandoned(str(error)) from exc
+            raise
         self._open = False
 
     def abort(self) -> None:

@@ -14,14 +14,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 
 from kedro_stream.config import Guarantee, KafkaConfig, OnFailure, StreamConfig
 from kedro_stream.errors import KedroStreamError
 from kedro_stream.serde import METADATA_COLUMNS, Codec, DecodeError, build_codec, records_of
 from kedro_stream.serde.frames import to_dataset
 from kedro_stream.service.batch import Batch, collect
-from kedro_stream.service.commit import AtLeastOnce, CommitProtocol, ExactlyOnce
+from kedro_stream.service.commit import AtLeastOnce, CommitAbandoned, CommitProtocol, ExactlyOnce
 from kedro_stream.service.keepalive import KeepAlive
 from kedro_stream.service.messages import Outgoing, dead_letter
 from kedro_stream.session import StreamSession
@@ -173,8 +173,14 @@ class StreamService:
                 protocol.complete(self._offsets(batch))
                 self._committed(batch, produced=len(outgoing) - len(bad), dead=len(bad))
                 return
+            except CommitAbandoned as error:
+                protocol.abort()
+                self._abandon(batch, consumer, error)
+                return
             except Exception as error:
                 protocol.abort()
+                if _is_fatal(error):
+                    raise StreamStopped(f"Fatal Kafka error: {_one_line(error)}") from error
                 if attempt == retry.attempts:
                     self._give_up(batch, error, consumer, protocol)
                     return
@@ -188,6 +194,21 @@ class StreamService:
                     _one_line(error),
                 )
                 keepalive.sleep(backoff)
+
+    def _abandon(self, batch: Batch, consumer: Consumer, error: CommitAbandoned) -> None:
+        """Let the partitions' owners process the batch again; under exactly-once its outputs
+        were aborted, so partitions this member still owns are rewound to the batch start."""
+        logger.warning(
+            "A rebalance overtook a batch of %d records before its commit (%s); they will be "
+            "processed again by their partitions' owners",
+            len(batch),
+            _one_line(error),
+        )
+        if self._stream.guarantee is Guarantee.EXACTLY_ONCE:
+            owned = {(tp.topic, tp.partition) for tp in consumer.assignment()}
+            for tp in batch.first_offsets():
+                if (tp.topic, tp.partition) in owned:
+                    consumer.seek(tp)
 
     def _decode(self, batch: Batch) -> tuple[list[tuple[Any, dict[str, Any]]], list[Outgoing]]:
         good: list[tuple[Any, dict[str, Any]]] = []
@@ -315,6 +336,14 @@ def _path(project_path: Path, path: Path | None) -> Path | None:
 
 def _describe(partitions: list[TopicPartition]) -> str:
     return ", ".join(f"{tp.topic}[{tp.partition}]" for tp in partitions) or "nothing"
+
+
+def _is_fatal(error: BaseException) -> bool:
+    """A fenced or otherwise fatal client: retrying cannot help, another instance took over."""
+    if not isinstance(error, KafkaException) or not error.args:
+        return False
+    first = error.args[0]
+    return isinstance(first, KafkaError) and first.fatal()
 
 
 def _one_line(error: BaseException) -> str:
