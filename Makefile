@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 # A service must never wait on telemetry; the example project also ships `.telemetry` (consent: false).
 export KEDRO_DISABLE_TELEMETRY := 1
 
-.PHONY: install demo test lint bench clean
+.PHONY: install demo test test-tansu lint bench clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -26,6 +26,10 @@ demo: $(STAMP)
 ## test: lint, then the whole test suite
 test: lint
 	$(BIN)/python -m pytest
+
+## test-tansu: the integration tests again, against Tansu (an independent Kafka implementation)
+test-tansu: $(STAMP)
+	$(BIN)/python tests/run_on_tansu.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench

@@ -28,9 +28,10 @@ def produce_json(bootstrap: str, topic: str, records: Iterable[dict[str, Any]]) 
     return produce(bootstrap, topic, (json.dumps(r).encode() for r in records))
 
 
-def _reader(bootstrap: str) -> Consumer:
+def _reader(bootstrap: str, isolation: str = "read_uncommitted") -> Consumer:
     return Consumer(
         {
+            "isolation.level": isolation,
             "bootstrap.servers": bootstrap,
             "group.id": f"test-reader-{uuid.uuid4().hex}",
             "enable.auto.commit": False,
@@ -54,11 +55,16 @@ def partitions(bootstrap: str, topic: str, timeout_s: float = 10) -> list[int]:
 
 
 def read_topic(
-    bootstrap: str, topic: str, *, expect: int | None = None, timeout_s: float = 20
+    bootstrap: str,
+    topic: str,
+    *,
+    expect: int | None = None,
+    timeout_s: float = 20,
+    isolation: str = "read_uncommitted",
 ) -> list[Message]:
     """Every message of ``topic`` from the beginning; waits for ``expect`` messages, or, when
     ``expect`` is None, until the topic stays quiet."""
-    consumer = _reader(bootstrap)
+    consumer = _reader(bootstrap, isolation)
     consumer.assign(
         [TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions(bootstrap, topic)]
     )

@@ -198,3 +198,55 @@ def test_two_instances_share_partitions_and_survive_a_kill(
     assert code == 0, err
     scores = read_topic(bootstrap, names["scores"])
     assert len({json.loads(m.value())["payment_id"] for m in scores}) == 8000  # nothing lost
+
+
+@pytest.mark.unsupported_broker(
+    "embedded", "the librdkafka mock neither fences a transactional id nor hides aborted records"
+)
+@pytest.mark.unsupported_broker(
+    "tansu", "a second init_transactions does not fence the first producer (it times out)"
+)
+def test_a_restarted_instance_fences_the_old_one(stream_project: Path, kafka_broker) -> None:
+    names = topics("fence")
+    bootstrap = kafka_broker.bootstrap_servers
+    create_topic(kafka_broker, names["input"], partitions=2)
+    configure(
+        stream_project,
+        names,
+        guarantee="exactly-once",
+        transactional_id=f"{names['group']}-0",
+        **{"batch.max_size": 50},
+    )
+    consumer_settings(stream_project)
+    kedro(
+        stream_project,
+        "stream",
+        "produce",
+        "--topic",
+        names["input"],
+        "--bootstrap-servers",
+        bootstrap,
+        "--file",
+        str(stream_project / "data/01_raw/payments.jsonl"),
+        "--count",
+        "3000",
+        "--rate",
+        "1000",
+    )
+    consume = ("consume", "--topic", names["input"], "--bootstrap-servers", bootstrap)
+    old = start(stream_project, *consume)
+    wait_until(lambda: committed(bootstrap, names["group"], names["input"]) != {}, 60, "a commit")
+    new = start(stream_project, *consume)  # same transactional.id: fences the old instance
+    code, _, err = finish(old, timeout_s=90)
+    assert code != 0 and "Fatal Kafka error" in err
+    wait_until(
+        lambda: sum(committed(bootstrap, names["group"], names["input"]).values()) == 3000,
+        120,
+        "all records committed by the new instance",
+        every_s=0.5,
+    )
+    new.send_signal(signal.SIGTERM)
+    assert finish(new)[0] == 0
+    scores = read_topic(bootstrap, names["scores"], isolation="read_committed")
+    ids = [json.loads(m.value())["payment_id"] for m in scores]
+    assert len(ids) == len(set(ids)) == 3000  # exactly one committed output per input

@@ -14,14 +14,17 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, cast
 
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from kedro_stream.kafka.embedded import EmbeddedBroker, FaultInjector
 
-BrokerKind = Literal["external", "testcontainers", "embedded"]
+BrokerKind = Literal["external", "testcontainers", "embedded", "tansu"]
+#: Names the implementation behind KAFKA_BOOTSTRAP_SERVERS (e.g. ``tansu``), so tests can mark
+#: the defects of that implementation; unset means ``external``.
+KIND_VARIABLE = "KAFKA_BROKER_KIND"
 
 #: Apache Kafka image for the testcontainers tier (cp-kafka >= 7.0 runs in KRaft mode).
 KAFKA_IMAGE = "confluentinc/cp-kafka:7.6.0"
@@ -42,7 +45,10 @@ def kafka_broker() -> Iterator[BrokerHandle]:
     """The first available broker: external, then testcontainers, then embedded."""
     external = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
     if external:
-        yield BrokerHandle(external, "external", None)
+        kind = os.environ.get(KIND_VARIABLE, "external")
+        if kind not in ("external", "tansu"):
+            raise ValueError(f"{KIND_VARIABLE}={kind!r}: use 'external' or 'tansu'")
+        yield BrokerHandle(external, cast(BrokerKind, kind), None)
     elif _docker_answers():
         from testcontainers.kafka import KafkaContainer
 
