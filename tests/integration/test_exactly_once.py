@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 import pytest
+from confluent_kafka import KafkaError
 
 from kedro_stream.kafka.mock_api import ApiKey
 from kedro_stream.service.loop import StreamStopped
@@ -91,3 +92,19 @@ def test_committed_offsets_come_from_the_transaction(kafka_broker, stream_projec
         sum(committed(kafka_broker.bootstrap_servers, names["group"], names["input"]).values())
         == 120
     )
+
+
+def test_a_fenced_producer_stops_the_service_with_nothing_committed(
+    fault_injector, kafka_broker, stream_project: Path
+) -> None:
+    # The broker answers as it does to a zombie once a newer instance took its transactional id.
+    names = topics("eos-fenced")
+    configure(stream_project, names, **EOS, transactional_id=f"{names['group']}-0")
+    produce_json(kafka_broker.bootstrap_servers, names["input"], payments(stream_project, 20))
+    fault_injector.push_request_errors(ApiKey.Produce, [KafkaError.INVALID_PRODUCER_EPOCH])
+    fault_injector.start_request_tracking()
+    with pytest.raises(StreamStopped, match=r"Fatal Kafka error, nothing committed.*_FENCED"):
+        run_stream(stream_project, names, kafka_broker.bootstrap_servers, idle_timeout_s=30)
+    keys = api_keys(fault_injector)
+    assert ApiKey.EndTxn not in keys and ApiKey.OffsetCommit not in keys
+    assert committed(kafka_broker.bootstrap_servers, names["group"], names["input"]) == {}

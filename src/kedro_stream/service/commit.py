@@ -7,6 +7,7 @@ processed offsets. exactly-once: one transaction per batch holding the outputs a
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Iterable
 from typing import Protocol
@@ -14,6 +15,8 @@ from typing import Protocol
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
 from kedro_stream.service.messages import Outgoing
+
+logger = logging.getLogger(__name__)
 
 # The group moved on while the batch ran: this member no longer owns (some of) its partitions.
 _REBALANCE_CODES = frozenset(
@@ -164,4 +167,9 @@ class ExactlyOnce:
             self._producer.abort_transaction(self._timeout_s)
 
     def close(self) -> None:
-        self.abort()
+        """Abort an open transaction at shutdown; a fenced or failed producer cannot, and its
+        transaction is aborted by the broker instead, so that must not mask the stop reason."""
+        try:
+            self.abort()
+        except KafkaException as exc:
+            logger.warning("Open transaction left to the broker to abort: %s", exc)

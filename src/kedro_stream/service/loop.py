@@ -174,13 +174,13 @@ class StreamService:
                 self._committed(batch, produced=len(outgoing) - len(bad), dead=len(bad))
                 return
             except CommitAbandoned as error:
-                protocol.abort()
+                _abort(protocol)
                 self._abandon(batch, consumer, error)
                 return
             except Exception as error:
-                protocol.abort()
                 if _is_fatal(error):
-                    raise StreamStopped(f"Fatal Kafka error: {_one_line(error)}") from error
+                    raise _fatal(error) from error
+                _abort(protocol)
                 if attempt == retry.attempts:
                     self._give_up(batch, error, consumer, protocol)
                     return
@@ -314,7 +314,9 @@ class StreamService:
             protocol.publish(dead)
             protocol.complete(self._offsets(batch))
         except Exception as exc:
-            protocol.abort()
+            if _is_fatal(exc):
+                raise _fatal(exc) from exc
+            _abort(protocol)
             raise StreamStopped(f"Could not dead-letter a failed batch: {_one_line(exc)}") from exc
         self._committed(batch, produced=0, dead=len(dead))
 
@@ -344,6 +346,23 @@ def _is_fatal(error: BaseException) -> bool:
         return False
     first = error.args[0]
     return isinstance(first, KafkaError) and first.fatal()
+
+
+def _fatal(error: BaseException) -> StreamStopped:
+    return StreamStopped(
+        f"Fatal Kafka error, nothing committed for the batch (a newer instance with the same "
+        f"transactional id may have taken over): {_one_line(error)}"
+    )
+
+
+def _abort(protocol: CommitProtocol) -> None:
+    """Abort the batch's transaction; a client that turned fatal meanwhile stops the service."""
+    try:
+        protocol.abort()
+    except KafkaException as exc:
+        if _is_fatal(exc):
+            raise _fatal(exc) from exc
+        raise
 
 
 def _one_line(error: BaseException) -> str:
