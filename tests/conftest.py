@@ -1,11 +1,15 @@
 from __future__ import annotations
 
+import json
 import os
+import pickle
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 pytest_plugins = ["kedro_stream.testing.pytest_plugin"]
@@ -59,3 +63,29 @@ def project_after_kedro_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def stream_project(project_after_kedro_run: Path, tmp_path: Path) -> Path:
     """A fresh copy of the trained example project, for a test to edit its stream.yml."""
     return copy_project(project_after_kedro_run, tmp_path / "project", with_data=True)
+
+
+MINI_PROJECT = Path(__file__).parent / "session" / "mini_project"
+
+
+@pytest.fixture
+def mini_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A fresh copy of the mini project (every dataset role) with its data files written."""
+    monkeypatch.syspath_prepend(str(MINI_PROJECT / "src"))
+    project = tmp_path / "mini_project"
+    shutil.copytree(MINI_PROJECT, project)
+    data = project / "data"
+    (data / "rates").mkdir(parents=True)
+    pd.DataFrame({"kind": ["a", "b"], "weight": [1.0, 3.0]}).to_csv(
+        data / "lookup.csv", index=False
+    )
+    pd.DataFrame({"id": [1], "kind": ["a"], "amount": [1.0]}).to_csv(
+        data / "batch.csv", index=False
+    )
+    (data / "model.pkl").write_bytes(pickle.dumps({"slope": 2.0, "intercept": 1.0}))
+    (data / "rates" / "2026-01-01.json").write_text(json.dumps({"EUR": 1.0, "USD": 0.5}))
+    (data / "rates" / "2026-02-01.json").write_text(json.dumps({"EUR": 2.0, "USD": 1.0}))
+    from mini_project import hooks
+
+    yield project
+    hooks.CALLS.clear()

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pandas as pd
@@ -30,3 +31,9 @@ def apply_rate(orders: pd.DataFrame, rates: dict[str, float]) -> pd.DataFrame:
 
 def total(converted: pd.DataFrame) -> dict[str, float]:
     return {"total": float(converted["converted"].sum())}
+
+
+def slow_echo(batch: pd.DataFrame, seconds: float) -> pd.DataFrame:
+    """Stands for a long model call: longer than the consumer's max.poll.interval.ms."""
+    time.sleep(seconds)
+    return batch

@@ -24,4 +24,8 @@ def register_pipelines() -> dict[str, Pipeline]:
         namespace="tpl",
     )
     plain = pipeline([node(nodes.total, "converted_plain", "report_plain", name="plain_total")])
-    return {"__default__": scoring + templated + plain, "scoring": scoring}
+    slow = pipeline(
+        [node(nodes.slow_echo, ["batch", "params:seconds"], "echoed", name="slow_echo")],
+        namespace="slow",
+    )
+    return {"__default__": scoring + templated + plain, "scoring": scoring, "slow": slow}

@@ -1,0 +1,99 @@
+"""Stream features the example does not exercise, on the mini project: metadata columns and
+header propagation, and a run longer than ``max.poll.interval.ms``."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from kedro_stream.service.app import consume, load_config
+from tests.kafka_helpers import committed, produce, read_topic
+
+pytestmark = pytest.mark.integration
+
+
+def write_stream(project: Path, stream: dict[str, Any], consumer: dict[str, Any]) -> None:
+    config = {"kafka": {"consumer": consumer}, "streams": {"mini": stream}}
+    (project / "conf" / "base" / "stream.yml").write_text(yaml.safe_dump(config))
+
+
+def run(project: Path, topic: str, bootstrap: str, **limits: Any):
+    kafka, stream = load_config(
+        project, env=None, topic=topic, namespace=None, overrides={}, bootstrap_servers=bootstrap
+    )
+    return consume(project, kafka, stream, env=None, **limits)
+
+
+def rows(count: int) -> list[bytes]:
+    return [json.dumps({"id": i, "kind": "b", "amount": float(i)}).encode() for i in range(count)]
+
+
+def test_metadata_columns_reach_the_nodes_and_headers_follow_the_record(
+    kafka_broker, mini_project: Path
+) -> None:
+    run_id = uuid.uuid4().hex[:8]
+    source, target = f"mini-in-{run_id}", f"mini-enriched-{run_id}"
+    write_stream(
+        mini_project,
+        {
+            "namespace": "ns",
+            "group_id": f"mini-{run_id}",
+            "input": {"topics": [source], "dataset": "batch", "metadata_columns": True},
+            "outputs": {"enriched": {"topic": target, "key": "id"}},
+            "batch": {"max_wait_ms": 100},
+        },
+        {"fetch.wait.max.ms": 20},
+    )
+    producer_headers = [("trace-id", b"abc")]
+    from confluent_kafka import Producer
+
+    producer = Producer({"bootstrap.servers": kafka_broker.bootstrap_servers})
+    for value in rows(5):
+        producer.produce(source, value=value, key=b"k", headers=producer_headers)
+    assert producer.flush(10) == 0
+
+    run(mini_project, source, kafka_broker.bootstrap_servers, max_messages=5, idle_timeout_s=30)
+
+    out = read_topic(kafka_broker.bootstrap_servers, target, expect=5)
+    assert len(out) == 5
+    for message in out:
+        body = json.loads(message.value())
+        assert not any(k.startswith("_") for k in body), "metadata columns are not published"
+        assert body["value"] == body["amount"] * 3 * 2  # weight of kind b, times factor
+        assert dict(message.headers() or [])["trace-id"] == b"abc"
+        assert message.key() == str(body["id"]).encode()
+
+
+def test_a_run_longer_than_max_poll_interval_keeps_the_partitions(
+    kafka_broker, mini_project: Path
+) -> None:
+    run_id = uuid.uuid4().hex[:8]
+    source, target = f"slow-in-{run_id}", f"slow-out-{run_id}"
+    params = mini_project / "conf" / "base" / "parameters.yml"
+    params.write_text(params.read_text().replace("seconds: 0.0", "seconds: 6.0"))
+    write_stream(
+        mini_project,
+        {
+            "namespace": "slow",
+            "pipeline": "slow",
+            "group_id": f"slow-{run_id}",
+            "input": {"topics": [source], "dataset": "batch"},
+            "outputs": {"echoed": {"topic": target}},
+            "batch": {"max_wait_ms": 500},
+            "max_poll_interval_s": 4,
+        },
+        {"fetch.wait.max.ms": 20, "session.timeout.ms": 3000, "heartbeat.interval.ms": 300},
+    )
+    produce(kafka_broker.bootstrap_servers, source, rows(10))
+    progress = run(
+        mini_project, source, kafka_broker.bootstrap_servers, max_messages=10, idle_timeout_s=30
+    )
+    # One 6 s run, committed: the consumer stayed in the group although it ran past 4 s.
+    assert progress.batches == 1
+    assert sum(committed(kafka_broker.bootstrap_servers, f"slow-{run_id}", source).values()) == 10
+    assert len(read_topic(kafka_broker.bootstrap_servers, target, expect=10)) == 10
