@@ -56,6 +56,23 @@ def consumer_settings(project: Path) -> None:
     path.write_text(yaml.safe_dump(config))
 
 
+def produce_payments(project: Path, topic: str, bootstrap: str, *options: str) -> None:
+    """``kedro stream produce`` of the example's payments, as a user would run it."""
+    events = str(project / "data/01_raw/payments.jsonl")
+    kedro(
+        project,
+        "stream",
+        "produce",
+        "--topic",
+        topic,
+        "--bootstrap-servers",
+        bootstrap,
+        "--file",
+        events,
+        *options,
+    )
+
+
 def test_broker_produce_consume_as_a_user(stream_project: Path) -> None:
     names = topics("cli")
     configure(stream_project, names)
@@ -124,17 +141,7 @@ def test_sigterm_finishes_the_batch_commits_and_exits_0(stream_project: Path, ka
     bootstrap = kafka_broker.bootstrap_servers
     configure(stream_project, names, **{"batch.max_size": 200})
     consumer_settings(stream_project)
-    kedro(
-        stream_project,
-        "stream",
-        "produce",
-        "--topic",
-        names["input"],
-        "--bootstrap-servers",
-        bootstrap,
-        "--file",
-        str(stream_project / "data/01_raw/payments.jsonl"),
-    )
+    produce_payments(stream_project, names["input"], bootstrap)
     service = start(
         stream_project, "consume", "--topic", names["input"], "--bootstrap-servers", bootstrap
     )
@@ -160,19 +167,7 @@ def test_two_instances_share_partitions_and_survive_a_kill(
     create_topic(kafka_broker, names["input"], partitions=4)
     configure(stream_project, names, **{"batch.max_size": 100})
     consumer_settings(stream_project)
-    kedro(
-        stream_project,
-        "stream",
-        "produce",
-        "--topic",
-        names["input"],
-        "--bootstrap-servers",
-        bootstrap,
-        "--file",
-        str(stream_project / "data/01_raw/payments.jsonl"),
-        "--count",
-        "8000",
-    )
+    produce_payments(stream_project, names["input"], bootstrap, "--count", "8000")
     consume = (
         "consume",
         "--topic",
@@ -218,21 +213,7 @@ def test_a_restarted_instance_fences_the_old_one(stream_project: Path, kafka_bro
         **{"batch.max_size": 50},
     )
     consumer_settings(stream_project)
-    kedro(
-        stream_project,
-        "stream",
-        "produce",
-        "--topic",
-        names["input"],
-        "--bootstrap-servers",
-        bootstrap,
-        "--file",
-        str(stream_project / "data/01_raw/payments.jsonl"),
-        "--count",
-        "3000",
-        "--rate",
-        "1000",
-    )
+    produce_payments(stream_project, names["input"], bootstrap, "--count", "3000", "--rate", "1000")
     consume = ("consume", "--topic", names["input"], "--bootstrap-servers", bootstrap)
     old = start(stream_project, *consume)
     wait_until(lambda: committed(bootstrap, names["group"], names["input"]) != {}, 60, "a commit")
