@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from enum import Enum
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from kedro.config import AbstractConfigLoader, MissingConfigException
 from pydantic import (
@@ -39,7 +40,15 @@ SECRET_KEYS = frozenset(
         "ssl.key.pem",
         "ssl_key",
         "basic.auth.user.info",
+        "bearer.auth.client.secret",
+        "bearer.auth.token",
     }
+)
+# Without a timeout the registry client waits forever on a registry that does not answer.
+REGISTRY_TIMEOUT_S = 10
+NO_REGISTRY = (
+    "format avro-confluent needs kafka.schema_registry in stream.yml: its url, and "
+    "credentials (a key of credentials.yml) when the registry wants a login"
 )
 
 
@@ -55,6 +64,7 @@ class Guarantee(str, Enum):
 class Format(str, Enum):
     JSON = "json"
     AVRO = "avro"  # schemaless Avro body against a local .avsc
+    AVRO_CONFLUENT = "avro-confluent"  # magic byte 0, schema id, Avro body; schema registry
     STRING = "string"
     BYTES = "bytes"
 
@@ -68,12 +78,60 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, use_enum_values=False)
 
 
+def _refuse_inline_secrets(value: dict[str, Any], credentials_key: str) -> dict[str, Any]:
+    inline = sorted(SECRET_KEYS & value.keys())
+    if inline:
+        raise ValueError(
+            f"secret properties {inline} belong in conf/local/credentials.yml, referenced "
+            f"by {credentials_key}"
+        )
+    return value
+
+
+class SchemaRegistryConfig(_Strict):
+    """The Confluent Schema Registry of ``avro-confluent`` topics."""
+
+    url: str  # comma-separated URLs tried in turn
+    credentials: str | None = None  # a key of credentials.yml: basic.auth.user.info, ...
+    # Other SchemaRegistryClient properties: ssl.ca.location, timeout, max.retries, ...
+    properties: dict[str, str | int | float | bool] = Field(default_factory=dict)
+    _secrets: dict[str, SecretStr] = PrivateAttr(default_factory=dict)
+
+    def client_properties(self) -> dict[str, Any]:
+        """The SchemaRegistryClient configuration, secrets included."""
+        return {
+            "timeout": REGISTRY_TIMEOUT_S,
+            **self.properties,
+            "url": self.url,
+            **{k: v.get_secret_value() for k, v in self._secrets.items()},
+        }
+
+    @field_validator("url")
+    @classmethod
+    def _no_login_in_url(cls, value: str) -> str:
+        # The message must not quote the URL: its user info is the secret.
+        if any("@" in urlsplit(part.strip()).netloc for part in value.split(",")):
+            raise ValueError(
+                "a login in the URL belongs in conf/local/credentials.yml as "
+                "basic.auth.user.info, referenced by kafka.schema_registry.credentials"
+            )
+        return value
+
+    @field_validator("properties")
+    @classmethod
+    def _no_inline_secrets(cls, value: dict[str, Any]) -> dict[str, Any]:
+        if "url" in value:
+            raise ValueError("set the registry address as kafka.schema_registry.url")
+        return _refuse_inline_secrets(value, "kafka.schema_registry.credentials")
+
+
 class KafkaConfig(_Strict):
     bootstrap_servers: str = "localhost:9092"
     client: dict[str, str | int | float | bool] = Field(default_factory=dict)
     consumer: dict[str, str | int | float | bool] = Field(default_factory=dict)
     producer: dict[str, str | int | float | bool] = Field(default_factory=dict)
     credentials: str | None = None  # a key of credentials.yml
+    schema_registry: SchemaRegistryConfig | None = None  # needed by format avro-confluent
     # Client properties from credentials.yml: private, so no dump, repr or log shows them.
     _secrets: dict[str, SecretStr] = PrivateAttr(default_factory=dict)
 
@@ -90,13 +148,7 @@ class KafkaConfig(_Strict):
     @field_validator("client", "consumer", "producer")
     @classmethod
     def _no_inline_secrets(cls, value: dict[str, Any]) -> dict[str, Any]:
-        inline = sorted(SECRET_KEYS & value.keys())
-        if inline:
-            raise ValueError(
-                f"secret properties {inline} belong in conf/local/credentials.yml, referenced "
-                "by kafka.credentials"
-            )
-        return value
+        return _refuse_inline_secrets(value, "kafka.credentials")
 
 
 class InputConfig(_Strict):
@@ -113,6 +165,7 @@ class OutputConfig(_Strict):
     format: Format = Format.JSON
     schema_path: Path | None = Field(default=None, alias="schema")
     key: str | None = None  # a field of the output record used as the message key
+    auto_register: bool = True  # avro-confluent: register the schema under "<topic>-value"
 
 
 class BatchConfig(_Strict):
@@ -155,10 +208,22 @@ class StreamConfig(_Strict):
 
     @model_validator(mode="after")
     def _avro_needs_schema(self) -> StreamConfig:
-        for name, spec in {"input": self.input, **self.outputs}.items():
-            if spec.format in (Format.AVRO,) and spec.schema_path is None:
-                raise ValueError(f"{name}: format avro needs a schema (path to an .avsc file)")
+        # avro-confluent reads with the writer schema from the registry, but writes with ours.
+        specs = [("input", self.input, (Format.AVRO,))]
+        specs += [
+            (name, spec, (Format.AVRO, Format.AVRO_CONFLUENT))
+            for name, spec in self.outputs.items()
+        ]
+        for name, spec, needing in specs:
+            if spec.format in needing and spec.schema_path is None:
+                raise ValueError(
+                    f"{name}: format {spec.format.value} needs a schema (path to an .avsc file)"
+                )
         return self
+
+    def formats(self) -> set[Format]:
+        """Every format the stream reads or writes."""
+        return {self.input.format, *(spec.format for spec in self.outputs.values())}
 
 
 class MetricsConfig(_Strict):
@@ -171,6 +236,14 @@ class StreamFile(_Strict):
     kafka: KafkaConfig = Field(default_factory=KafkaConfig)
     metrics: MetricsConfig = Field(default_factory=MetricsConfig)
     streams: dict[str, StreamConfig] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _confluent_needs_registry(self) -> StreamFile:
+        if self.kafka.schema_registry is None:
+            for name, stream in self.streams.items():
+                if Format.AVRO_CONFLUENT in stream.formats():
+                    raise ValueError(f"streams.{name}: {NO_REGISTRY}")
+        return self
 
 
 def _describe(error: ValidationError) -> str:
@@ -187,15 +260,20 @@ def parse_stream_file(raw: Mapping[str, Any], credentials: Mapping[str, Any]) ->
         parsed = StreamFile.model_validate(raw)
     except ValidationError as exc:
         raise ConfigError(f"stream.yml is invalid: {_describe(exc)}") from None
-    name = parsed.kafka.credentials
-    if name is None:
-        return parsed
-    if name not in credentials:
-        raise ConfigError(
-            f"stream.yml kafka.credentials is {name!r}, which credentials.yml does not define"
+    if parsed.kafka.credentials is not None:
+        parsed.kafka._secrets = _secrets(credentials, parsed.kafka.credentials, "kafka.credentials")
+    registry = parsed.kafka.schema_registry
+    if registry is not None and registry.credentials is not None:
+        registry._secrets = _secrets(
+            credentials, registry.credentials, "kafka.schema_registry.credentials"
         )
-    parsed.kafka._secrets = {k: SecretStr(str(v)) for k, v in credentials[name].items()}
     return parsed
+
+
+def _secrets(credentials: Mapping[str, Any], name: str, key: str) -> dict[str, SecretStr]:
+    if name not in credentials:
+        raise ConfigError(f"stream.yml {key} is {name!r}, which credentials.yml does not define")
+    return {k: SecretStr(str(v)) for k, v in credentials[name].items()}
 
 
 def load_stream_file(config_loader: AbstractConfigLoader) -> StreamFile:

@@ -47,7 +47,8 @@ def test_defaults_are_safe() -> None:
         ),
         (
             {"streams": {"s": {**STREAM, "input": {**STREAM["input"], "format": "xml"}}}},
-            r"streams.s.input.format: Input should be 'json', 'avro', 'string' or 'bytes'",
+            r"streams.s.input.format: Input should be "
+            r"'json', 'avro', 'avro-confluent', 'string' or 'bytes'",
         ),
         (
             {"streams": {"s": {**STREAM, "input": {**STREAM["input"], "format": "avro"}}}},

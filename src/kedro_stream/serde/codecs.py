@@ -14,12 +14,15 @@ import math
 from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import fastavro
 from fastavro.validation import ValidationError, validate
 
-from kedro_stream.config import Format
+from kedro_stream.config import NO_REGISTRY, ConfigError, Format, KafkaConfig, StreamConfig
+
+if TYPE_CHECKING:
+    from confluent_kafka.schema_registry import SchemaRegistryClient
 
 
 class DecodeError(Exception):
@@ -167,8 +170,36 @@ class BytesCodec:
         return bytes(value)
 
 
-def build_codec(fmt: Format, schema_path: Path | None) -> Codec:
-    """The codec of one topic; schema paths are resolved by the caller."""
+def schema_registry_for(stream: StreamConfig, kafka: KafkaConfig) -> SchemaRegistryClient | None:
+    """The registry client of a stream's ``avro-confluent`` topics, shared so that a schema is
+    fetched once; ``None`` when the stream has none (the library is then not even imported)."""
+    if Format.AVRO_CONFLUENT not in stream.formats():
+        return None
+    if kafka.schema_registry is None:
+        raise ConfigError(NO_REGISTRY)
+    from kedro_stream.serde.confluent import registry_client
+
+    return registry_client(kafka.schema_registry)
+
+
+def build_codec(
+    fmt: Format,
+    schema_path: Path | None,
+    *,
+    topic: str | None = None,
+    registry: SchemaRegistryClient | None = None,
+    auto_register: bool = True,
+) -> Codec:
+    """The codec of one topic; schema paths are resolved by the caller.
+
+    ``avro-confluent`` also needs the topic (it names the registry subject) and a registry client.
+    """
+    if fmt is Format.AVRO_CONFLUENT:
+        if topic is None or registry is None:
+            raise ValueError("format avro-confluent needs the topic and a schema registry client")
+        from kedro_stream.serde.confluent import ConfluentAvroCodec
+
+        return ConfluentAvroCodec(registry, topic, schema_path, auto_register=auto_register)
     schema = load_schema(schema_path) if schema_path is not None else None
     if fmt is Format.JSON:
         return JsonCodec(schema)

@@ -18,7 +18,14 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, Topi
 
 from kedro_stream.config import Guarantee, KafkaConfig, OnFailure, StreamConfig
 from kedro_stream.errors import KedroStreamError
-from kedro_stream.serde import METADATA_COLUMNS, Codec, DecodeError, build_codec, records_of
+from kedro_stream.serde import (
+    METADATA_COLUMNS,
+    Codec,
+    DecodeError,
+    build_codec,
+    records_of,
+    schema_registry_for,
+)
 from kedro_stream.serde.frames import to_dataset
 from kedro_stream.service.batch import Batch, collect
 from kedro_stream.service.commit import AtLeastOnce, CommitAbandoned, CommitProtocol, ExactlyOnce
@@ -79,14 +86,24 @@ class StreamService:
         self.progress = Progress()
         compiled = session.compiled(stream.namespace)
         self._input_name = _input_name(compiled.inputs, stream)
+        registry = schema_registry_for(stream, kafka)
         self._decoder = build_codec(
-            stream.input.format, _path(project_path, stream.input.schema_path)
+            stream.input.format,
+            _path(project_path, stream.input.schema_path),
+            topic=stream.input.topics[0],  # names the subject only: the schema id is in the value
+            registry=registry,
         )
         self._outputs = [
             _Output(
                 name,
                 spec.topic,
-                build_codec(spec.format, _path(project_path, spec.schema_path)),
+                build_codec(
+                    spec.format,
+                    _path(project_path, spec.schema_path),
+                    topic=spec.topic,
+                    registry=registry,
+                    auto_register=spec.auto_register,
+                ),
                 spec.key,
             )
             for name, spec in stream.outputs.items()
@@ -162,10 +179,10 @@ class StreamService:
     def _process(
         self, batch: Batch, consumer: Consumer, protocol: CommitProtocol, keepalive: KeepAlive
     ) -> None:
-        good, bad = self._decode(batch)
         retry = self._stream.retry
         for attempt in range(1, retry.attempts + 1):
             try:
+                good, bad = self._decode(batch)  # in the loop: a registry outage is retried
                 protocol.begin()
                 outgoing = self._run(good, keepalive) if good else []
                 outgoing += bad
