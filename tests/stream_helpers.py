@@ -50,7 +50,7 @@ def configure(project: Path, names: dict[str, str], **changes: Any) -> None:
 
 
 def run_stream(project: Path, names: dict[str, str], bootstrap: str, **limits: Any) -> Progress:
-    kafka, stream = load_config(
+    kafka, stream, _metrics = load_config(
         project,
         env=None,
         topic=names["input"],

@@ -15,6 +15,7 @@ from rich.table import Table
 from kedro_stream.config import Guarantee
 from kedro_stream.errors import KedroStreamError
 from kedro_stream.kafka.file_producer import produce_file, read_messages
+from kedro_stream.metrics.lag import group_lag
 from kedro_stream.service.app import consume, load_config
 from kedro_stream.session import Role
 from kedro_stream.session.boot import compile_project
@@ -105,6 +106,12 @@ _BOOTSTRAP = click.option(
     default=None,
     help="Exit 0 after this long without a new record.",
 )
+@click.option(
+    "--metrics-port",
+    type=click.IntRange(min=0, max=65535),
+    default=None,
+    help="Serve /metrics, /healthz, /readyz here (overrides stream.yml metrics.port).",
+)
 @click.pass_obj
 def consume_(
     metadata: ProjectMetadata,
@@ -120,6 +127,7 @@ def consume_(
     guarantee: str | None,
     max_messages: int | None,
     idle_timeout_s: float | None,
+    metrics_port: int | None,
 ) -> None:
     """Run the namespace that stream.yml attaches to TOPIC on its micro-batches."""
     overrides = {
@@ -130,7 +138,7 @@ def consume_(
         "guarantee": guarantee,
     }
     try:
-        kafka, config = load_config(
+        kafka, config, metrics = load_config(
             metadata.project_path,
             env=env,
             topic=topic,
@@ -138,6 +146,8 @@ def consume_(
             overrides=overrides,
             bootstrap_servers=bootstrap_servers,
         )
+        if metrics_port is not None:
+            metrics = metrics.model_copy(update={"port": metrics_port})
         progress = consume(
             metadata.project_path,
             kafka,
@@ -145,6 +155,8 @@ def consume_(
             env=env,
             max_messages=max_messages,
             idle_timeout_s=idle_timeout_s,
+            metrics=metrics,
+            on_ready=lambda port: click.echo(f"metrics=http://127.0.0.1:{port}/metrics"),
         )
     except (KedroStreamError, KafkaException) as exc:
         raise click.ClickException(" ".join(str(exc).split())) from exc
@@ -246,3 +258,26 @@ def broker_(*, brokers: int, topics: tuple[str, ...], partitions: int, control_p
         )
     except KedroStreamError as exc:
         raise click.ClickException(str(exc)) from exc
+
+
+@stream.command("lag")
+@click.option("--group", "-g", required=True, help="Consumer group id.")
+@click.option("--topic", "-t", "topics", multiple=True, help="Only these topics (repeatable).")
+@_BOOTSTRAP
+def lag_(*, group: str, topics: tuple[str, ...], bootstrap_servers: str | None) -> None:
+    """Committed offset, high watermark and lag per partition of a consumer group."""
+    try:
+        rows = group_lag(bootstrap_servers or "localhost:9092", group, topics)
+    except KafkaException as exc:
+        raise click.ClickException(" ".join(str(exc).split())) from exc
+    if not rows:
+        raise click.ClickException(f"group {group!r} has no committed offsets")
+    table = Table(title=f"consumer group: {group}", title_justify="left")
+    for column in ("topic", "partition", "committed", "high watermark", "lag"):
+        table.add_column(column, justify="left" if column == "topic" else "right")
+    for row in rows:
+        table.add_row(
+            row.topic, str(row.partition), str(row.committed), str(row.high), str(row.lag)
+        )
+    table.add_row("total", "", "", "", str(sum(r.lag for r in rows)), style="bold")
+    Console().print(table)

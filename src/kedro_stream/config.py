@@ -227,7 +227,8 @@ class StreamConfig(_Strict):
 
 
 class MetricsConfig(_Strict):
-    port: int | None = Field(default=None, ge=0, le=65535)
+    port: int | None = Field(default=None, ge=0, le=65535)  # /metrics, /healthz, /readyz
+    lag_interval_s: PositiveFloat = 5.0  # how often consumer lag is read from the broker
 
 
 class StreamFile(_Strict):

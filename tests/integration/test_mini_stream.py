@@ -23,7 +23,7 @@ def write_stream(project: Path, stream: dict[str, Any], consumer: dict[str, Any]
 
 
 def run(project: Path, topic: str, bootstrap: str, **limits: Any):
-    kafka, stream = load_config(
+    kafka, stream, _metrics = load_config(
         project, env=None, topic=topic, namespace=None, overrides={}, bootstrap_servers=bootstrap
     )
     return consume(project, kafka, stream, env=None, **limits)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import logging
 import signal
-from collections.abc import Iterator, Mapping
+import time
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
@@ -15,12 +16,15 @@ from kedro.framework.startup import bootstrap_project
 
 from kedro_stream.config import (
     KafkaConfig,
+    MetricsConfig,
     StreamConfig,
     apply_overrides,
     load_stream_file,
     select_stream,
 )
-from kedro_stream.kafka.clients import make_consumer, make_producer
+from kedro_stream.kafka.clients import consumer_config, make_consumer, make_producer
+from kedro_stream.metrics.http import MetricsServer
+from kedro_stream.metrics.lag import LagRefresher
 from kedro_stream.service.loop import Progress, StreamService
 from kedro_stream.session import boot_project
 
@@ -35,7 +39,7 @@ def load_config(
     namespace: str | None,
     overrides: Mapping[str, Any],
     bootstrap_servers: str | None,
-) -> tuple[KafkaConfig, StreamConfig]:
+) -> tuple[KafkaConfig, StreamConfig, MetricsConfig]:
     """The stream reading ``topic`` from the environment's ``stream.yml``, CLI flags applied."""
     bootstrap_project(project_path)
     loader = settings.CONFIG_LOADER_CLASS(
@@ -48,7 +52,7 @@ def load_config(
     kafka = file.kafka
     if bootstrap_servers:
         kafka = kafka.model_copy(update={"bootstrap_servers": bootstrap_servers})
-    return kafka, stream
+    return kafka, stream, file.metrics
 
 
 @contextmanager
@@ -75,8 +79,14 @@ def consume(
     env: str | None,
     max_messages: int | None = None,
     idle_timeout_s: float | None = None,
+    metrics: MetricsConfig | None = None,
+    on_ready: Callable[[int], None] = lambda _port: None,
 ) -> Progress:
-    """Boot the stream's namespace and run the loop until stopped, idle or done."""
+    """Boot the stream's namespace and run the loop until stopped, idle or done.
+
+    With ``metrics.port`` set, ``/metrics``, ``/healthz`` and ``/readyz`` are served there (port
+    0 picks a free one, passed to ``on_ready``) and consumer lag is refreshed in the background.
+    """
     session = boot_project(
         project_path, pipeline=stream.pipeline, env=env, namespaces=[stream.namespace]
     )
@@ -91,5 +101,61 @@ def consume(
             max_messages=max_messages,
             idle_timeout_s=idle_timeout_s,
         )
-        with stop_on_signals(service):
+        with stop_on_signals(service), _observed(service, kafka, stream, metrics, on_ready):
             return service.run()
+
+
+@contextmanager
+def _observed(
+    service: StreamService,
+    kafka: KafkaConfig,
+    stream: StreamConfig,
+    config: MetricsConfig | None,
+    on_ready: Callable[[int], None],
+) -> Iterator[None]:
+    if config is None or config.port is None:
+        yield
+        return
+    lag = LagRefresher(
+        consumer_config(kafka, stream),
+        service.metrics,
+        lambda: set(service.owned),
+        interval_s=config.lag_interval_s,
+    )
+    server = MetricsServer(
+        service.metrics.registry,
+        port=config.port,
+        healthy=lambda: _healthy(service, stream),
+        ready=lambda: _ready(service, stream),
+    )
+    lag.start()
+    server.start()
+    logger.info("Serving /metrics, /healthz and /readyz on port %d", server.port)
+    on_ready(server.port)
+    try:
+        yield
+    finally:
+        server.stop()
+        lag.stop()
+
+
+def _healthy(service: StreamService, stream: StreamConfig) -> tuple[bool, str]:
+    """Alive while the loop (or the keep-alive of a long run) keeps turning."""
+    bound = max(30.0, 3 * stream.batch.max_wait_ms / 1000)
+    idle = time.monotonic() - service.last_activity
+    if idle > bound:
+        return False, f"loop has not turned for {idle:.0f} s (bound {bound:.0f} s)"
+    return True, "ok"
+
+
+def _ready(service: StreamService, stream: StreamConfig) -> tuple[bool, str]:
+    """Ready when alive, owning partitions, and no batch is stuck past max.poll.interval."""
+    alive, reason = _healthy(service, stream)
+    if not alive:
+        return False, reason
+    if not service.owned:
+        return False, "no partition assigned"
+    started = service.batch_started
+    if started is not None and time.monotonic() - started > stream.max_poll_interval_s:
+        return False, f"a batch has been running for over {stream.max_poll_interval_s:.0f} s"
+    return True, f"{len(service.owned)} partitions assigned"

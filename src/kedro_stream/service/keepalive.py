@@ -20,11 +20,13 @@ _POLL_S = 0.05
 
 
 class KeepAlive:
-    def __init__(self, consumer: Consumer) -> None:
+    def __init__(self, consumer: Consumer, on_poll: Callable[[], None] = lambda: None) -> None:
         self._consumer = consumer
+        self._on_poll = on_poll  # the service's liveness: a long run is not a stuck loop
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kedro-stream-run")
 
     def _poll_paused(self) -> None:
+        self._on_poll()
         message = self._consumer.poll(_POLL_S)
         if message is not None and message.error() is None:
             tp = TopicPartition(message.topic(), message.partition(), message.offset())

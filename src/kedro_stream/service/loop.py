@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +19,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, Topi
 
 from kedro_stream.config import Guarantee, KafkaConfig, OnFailure, StreamConfig
 from kedro_stream.errors import KedroStreamError
+from kedro_stream.metrics import StreamMetrics
 from kedro_stream.serde import (
     METADATA_COLUMNS,
     Codec,
@@ -74,6 +76,7 @@ class StreamService:
         producer_factory: Callable[[], Producer],
         max_messages: int | None = None,
         idle_timeout_s: float | None = None,
+        metrics: StreamMetrics | None = None,
     ) -> None:
         self._session = session
         self._stream = stream
@@ -84,6 +87,12 @@ class StreamService:
         self._producer_factory = producer_factory
         self._stop = threading.Event()
         self.progress = Progress()
+        self.metrics = metrics or StreamMetrics(
+            group=stream.group_id, namespace=stream.namespace, guarantee=stream.guarantee.value
+        )
+        self.owned: set[tuple[str, int]] = set()  # this member's partitions, for lag and probes
+        self.last_activity = time.monotonic()  # the loop is alive while this moves
+        self.batch_started: float | None = None  # set while a batch is in progress
         compiled = session.compiled(stream.namespace)
         self._input_name = _input_name(compiled.inputs, stream)
         registry = schema_registry_for(stream, kafka)
@@ -122,12 +131,22 @@ class StreamService:
 
     # -- rebalance callbacks: run inside poll/consume on this thread --------------------------
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        self.owned.update((tp.topic, tp.partition) for tp in partitions)
+        self._rebalanced()
         logger.info("Assigned %s", _describe(partitions))
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         # The in-flight batch must not commit these: their outputs may not be acknowledged.
-        self._revoked.update((tp.topic, tp.partition) for tp in partitions)
+        lost = {(tp.topic, tp.partition) for tp in partitions}
+        self._revoked.update(lost)
+        self.owned.difference_update(lost)
+        self._rebalanced()
         logger.info("Revoked %s", _describe(partitions))
+
+    def _rebalanced(self) -> None:
+        group = self._stream.group_id
+        self.metrics.rebalances.labels(group).inc()
+        self.metrics.assigned.labels(group).set(len(self.owned))
 
     def run(self) -> Progress:
         consumer = self._consumer_factory()
@@ -137,7 +156,7 @@ class StreamService:
             protocol = ExactlyOnce(consumer, producer, timeout_s=_CLIENT_TIMEOUT_S)
         else:
             protocol = AtLeastOnce(consumer, producer, flush_timeout_s=_CLIENT_TIMEOUT_S)
-        keepalive = KeepAlive(consumer)
+        keepalive = KeepAlive(consumer, on_poll=self._alive)
         consumer.subscribe(
             self._stream.input.topics,
             on_assign=self._on_assign,
@@ -152,6 +171,7 @@ class StreamService:
                     max_size=self._batch_limit(),
                     max_wait_s=self._stream.batch.max_wait_ms / 1000,
                 )
+                self.last_activity = time.monotonic()
                 if not batch.messages:
                     if (
                         self._idle_timeout_s
@@ -162,7 +182,10 @@ class StreamService:
                     continue
                 last_record = time.monotonic()
                 self._revoked.clear()
+                self.batch_started = time.monotonic()
+                self.metrics.batch_size.labels(self._stream.group_id).observe(len(batch))
                 self._process(batch, consumer, protocol, keepalive)
+                self.batch_started = None
                 if self._max_messages is not None and self.progress.records >= self._max_messages:
                     break
         finally:
@@ -170,6 +193,9 @@ class StreamService:
             protocol.close()
             consumer.close()  # leaves the group: partitions move on at once
         return self.progress
+
+    def _alive(self) -> None:
+        self.last_activity = time.monotonic()
 
     def _batch_limit(self) -> int:
         if self._max_messages is None:
@@ -179,22 +205,25 @@ class StreamService:
     def _process(
         self, batch: Batch, consumer: Consumer, protocol: CommitProtocol, keepalive: KeepAlive
     ) -> None:
-        retry = self._stream.retry
+        retry, group = self._stream.retry, self._stream.group_id
         for attempt in range(1, retry.attempts + 1):
             try:
                 good, bad = self._decode(batch)  # in the loop: a registry outage is retried
                 protocol.begin()
                 outgoing = self._run(good, keepalive) if good else []
-                outgoing += bad
-                protocol.publish(outgoing)
+                started = time.perf_counter()
+                protocol.publish([*outgoing, *bad])
                 protocol.complete(self._offsets(batch))
-                self._committed(batch, produced=len(outgoing) - len(bad), dead=len(bad))
+                self.metrics.commit_duration.labels(group).observe(time.perf_counter() - started)
+                self._committed(batch, outgoing, dead=len(bad), stage="decode")
                 return
             except CommitAbandoned as error:
+                self.metrics.commit_failures.labels(group).inc()
                 _abort(protocol)
                 self._abandon(batch, consumer, error)
                 return
             except Exception as error:
+                self.metrics.batch_failures.labels(group).inc()
                 if _is_fatal(error):
                     raise _fatal(error) from error
                 _abort(protocol)
@@ -270,8 +299,12 @@ class StreamService:
             data_type=self._stream.input.data_type,
             fields=self._decoder.fields,
         )
+        started = time.perf_counter()
         outputs = keepalive.call(
             lambda: self._session.run(self._stream.namespace, inputs={self._input_name: dataset})
+        )
+        self.metrics.run_duration.labels(self.metrics.namespace).observe(
+            time.perf_counter() - started
         )
         source_headers = {
             (m.topic(), m.partition(), m.offset()): m.headers() for m, _ in good if m.headers()
@@ -308,12 +341,25 @@ class StreamService:
             if (topic, partition) not in self._revoked
         ]
 
-    def _committed(self, batch: Batch, *, produced: int, dead: int) -> None:
-        p = self.progress
+    def _committed(self, batch: Batch, outgoing: list[Outgoing], *, dead: int, stage: str) -> None:
+        p, m, group = self.progress, self.metrics, self._stream.group_id
         p.batches += 1
         p.records += len(batch)
         p.dead_lettered += dead
-        p.produced += produced
+        p.produced += len(outgoing)
+        for topic, count in Counter(message.topic() for message in batch.messages).items():
+            m.consumed.labels(group, topic).inc(count)
+        for topic, count in Counter(message.topic for message in outgoing).items():
+            m.produced.labels(group, topic).inc(count)
+        if dead:
+            m.dead_lettered.labels(group, self._stream.dead_letter_topic, stage).inc(dead)
+        # One observation a batch, of its oldest record: the latency its slowest record saw.
+        oldest_ms = min(message.timestamp()[1] for message in batch.messages)
+        if oldest_ms > 0:
+            m.end_to_end.labels(group, batch.messages[0].topic()).observe(
+                max(time.time() - oldest_ms / 1000, 0.0)
+            )
+        m.committed_now()
         logger.debug("Committed batch of %d records (%d dead-lettered)", len(batch), dead)
 
     def _give_up(
@@ -335,7 +381,7 @@ class StreamService:
                 raise _fatal(exc) from exc
             _abort(protocol)
             raise StreamStopped(f"Could not dead-letter a failed batch: {_one_line(exc)}") from exc
-        self._committed(batch, produced=0, dead=len(dead))
+        self._committed(batch, [], dead=len(dead), stage="pipeline")
 
 
 def _input_name(inputs: dict[str, str] | Any, stream: StreamConfig) -> str:

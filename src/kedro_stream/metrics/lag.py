@@ -1,0 +1,126 @@
+"""Consumer lag per assigned partition, refreshed off the loop's thread.
+
+A separate client with the service's ``group.id`` that never subscribes reads the committed
+offsets and high watermarks; the loop only hands over its current assignment. Lag is
+high watermark minus committed offset (kafka_exporter's definition); a partition with no
+commit yet counts everything still retained.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from confluent_kafka import (
+    Consumer,
+    ConsumerGroupTopicPartitions,
+    KafkaException,
+    TopicPartition,
+)
+from confluent_kafka.admin import AdminClient
+
+from kedro_stream.metrics.registry import StreamMetrics
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class PartitionLag:
+    topic: str
+    partition: int
+    committed: int
+    high: int
+    lag: int
+
+
+def _lag(committed: int, low: int, high: int) -> int:
+    return max(high - (committed if committed >= 0 else low), 0)
+
+
+def group_lag(bootstrap: str, group: str, topics: Iterable[str] = ()) -> list[PartitionLag]:
+    """Lag of every partition of ``topics`` for ``group``; without topics, of every partition
+    the group has committed."""
+    reader = Consumer({"bootstrap.servers": bootstrap, "group.id": group})
+    try:
+        if topics:
+            wanted = [
+                TopicPartition(topic, partition)
+                for topic in topics
+                for partition in reader.list_topics(topic, timeout=10).topics[topic].partitions
+            ]
+            listed = reader.committed(wanted, timeout=10)
+        else:
+            admin = AdminClient({"bootstrap.servers": bootstrap})
+            request = [ConsumerGroupTopicPartitions(group)]
+            listed = admin.list_consumer_group_offsets(request)[group].result(timeout=10)
+            listed = listed.topic_partitions
+        rows = []
+        for tp in sorted(listed, key=lambda tp: (tp.topic, tp.partition)):
+            low, high = reader.get_watermark_offsets(TopicPartition(tp.topic, tp.partition), 10)
+            rows.append(
+                PartitionLag(tp.topic, tp.partition, tp.offset, high, _lag(tp.offset, low, high))
+            )
+        return rows
+    finally:
+        reader.close()
+
+
+class LagRefresher:
+    def __init__(
+        self,
+        config: dict[str, Any],
+        metrics: StreamMetrics,
+        assignment: Callable[[], set[tuple[str, int]]],
+        *,
+        interval_s: float = 5.0,
+        timeout_s: float = 5.0,
+    ) -> None:
+        reader = {k: v for k, v in config.items() if not k.startswith(("partition.", "on_"))}
+        self._consumer = Consumer({**reader, "enable.auto.commit": False})
+        self._metrics = metrics
+        self._assignment = assignment
+        self._interval_s = interval_s
+        self._timeout_s = timeout_s
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="kedro-stream-lag", daemon=True)
+        self._known: set[tuple[str, int]] = set()
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def refresh(self) -> None:
+        owned = self._assignment()
+        self._metrics.forget_partitions(self._known - owned)
+        self._known = owned
+        if not owned:
+            return
+        tps = [TopicPartition(t, p) for t, p in sorted(owned)]
+        committed = {
+            (tp.topic, tp.partition): tp.offset
+            for tp in self._consumer.committed(tps, timeout=self._timeout_s)
+        }
+        m, group = self._metrics, self._metrics.group
+        for tp in tps:
+            low, high = self._consumer.get_watermark_offsets(tp, timeout=self._timeout_s)
+            offset = committed.get((tp.topic, tp.partition), -1)
+            labels = (group, tp.topic, str(tp.partition))
+            m.high_watermark.labels(*labels).set(high)
+            m.committed_offset.labels(*labels).set(max(offset, 0))
+            m.lag.labels(*labels).set(_lag(offset, low, high))
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.refresh()
+            except KafkaException as exc:  # a broker hiccup must not end lag reporting
+                logger.warning("Lag refresh failed: %s", exc)
+            self._stop.wait(self._interval_s)
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=self._timeout_s * 3)
+        self._consumer.close()
