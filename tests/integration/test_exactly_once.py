@@ -101,7 +101,9 @@ def test_a_fenced_producer_stops_the_service_with_nothing_committed(
     names = topics("eos-fenced")
     configure(stream_project, names, **EOS, transactional_id=f"{names['group']}-0")
     produce_json(kafka_broker.bootstrap_servers, names["input"], payments(stream_project, 20))
-    fault_injector.push_request_errors(ApiKey.Produce, [KafkaError.INVALID_PRODUCER_EPOCH])
+    # Several: a client left over by an earlier test on the shared broker may send a Produce
+    # first and take one; the fixture clears what is left.
+    fault_injector.push_request_errors(ApiKey.Produce, [KafkaError.INVALID_PRODUCER_EPOCH] * 5)
     fault_injector.start_request_tracking()
     with pytest.raises(StreamStopped, match=r"Fatal Kafka error, nothing committed.*_FENCED"):
         run_stream(stream_project, names, kafka_broker.bootstrap_servers, idle_timeout_s=30)
