@@ -101,9 +101,12 @@ def test_a_fenced_producer_stops_the_service_with_nothing_committed(
     names = topics("eos-fenced")
     configure(stream_project, names, **EOS, transactional_id=f"{names['group']}-0")
     produce_json(kafka_broker.bootstrap_servers, names["input"], payments(stream_project, 20))
-    # Several: a client left over by an earlier test on the shared broker may send a Produce
-    # first and take one; the fixture clears what is left.
-    fault_injector.push_request_errors(ApiKey.Produce, [KafkaError.INVALID_PRODUCER_EPOCH] * 5)
+    # On broker 1 (the only one): once any test pushed per-broker Produce errors, the mock no
+    # longer consults its cluster-wide stack for Produce. Exactly one, because per-broker
+    # errors outlive the fixture's reset: the service's first Produce takes it.
+    fault_injector.push_broker_request_errors(
+        1, ApiKey.Produce, [KafkaError.INVALID_PRODUCER_EPOCH]
+    )
     fault_injector.start_request_tracking()
     with pytest.raises(StreamStopped, match=r"Fatal Kafka error, nothing committed.*_FENCED"):
         run_stream(stream_project, names, kafka_broker.bootstrap_servers, idle_timeout_s=30)

@@ -8,7 +8,9 @@ from pathlib import Path
 import pytest
 from confluent_kafka import KafkaError
 
+from kedro_stream.config import Format
 from kedro_stream.kafka.mock_api import ApiKey
+from kedro_stream.serde import build_codec
 from kedro_stream.service.loop import StreamStopped
 from kedro_stream.testing.brokers import create_topic
 from tests.kafka_helpers import (
@@ -160,3 +162,38 @@ def test_a_commit_overtaken_by_a_rebalance_is_not_a_failure(
         >= 50
     )
     assert len(read_topic(kafka_broker.bootstrap_servers, names["scores"], expect=100)) >= 50
+
+
+def test_avro_in_avro_out(kafka_broker, stream_project: Path) -> None:
+    names = topics("avro")
+    configure(
+        stream_project,
+        names,
+        **{
+            "input.format": "avro",
+            "outputs.scores": {
+                "topic": names["scores"],
+                "format": "avro",
+                "schema": "schemas/score.avsc",
+                "key": "payment_id",
+            },
+            "batch.max_size": 64,
+        },
+    )
+    payment = build_codec(Format.AVRO, stream_project / "schemas/payment.avsc")
+    good = payments(stream_project, 300)
+    values = [payment.encode(p) for p in good]
+    values.insert(100, payment.encode(good[0])[:-4])  # truncated Avro: dead-lettered
+    produce(kafka_broker.bootstrap_servers, names["input"], values)
+
+    progress = run_stream(
+        stream_project, names, kafka_broker.bootstrap_servers, max_messages=301, idle_timeout_s=30
+    )
+
+    assert progress.dead_lettered == 1
+    assert progress.batches >= 5  # bounded by batch.max_size
+    score = build_codec(Format.AVRO, stream_project / "schemas/score.avsc")
+    scores = read_topic(kafka_broker.bootstrap_servers, names["scores"], expect=300)
+    decoded = [score.decode(m.value()) for m in scores]
+    assert sorted(d["payment_id"] for d in decoded) == sorted(p["payment_id"] for p in good)
+    assert all(0.0 <= d["score"] <= 1.0 for d in decoded)
