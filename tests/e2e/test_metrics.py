@@ -3,12 +3,17 @@ probes, and `kedro stream lag`."""
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import signal
+import socket
 import subprocess
 import urllib.error
+import urllib.parse
 import urllib.request
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -42,16 +47,37 @@ def status(url: str) -> int:
         return urllib.request.urlopen(url, timeout=5).status
     except urllib.error.HTTPError as error:
         return error.code
+    except urllib.error.URLError:
+        return 0  # not listening (yet)
 
 
-@pytest.mark.unsupported_broker(
-    "tansu", "its high watermark is the start of the last batch + 1, so lag reads wrong"
-)
-def test_lag_is_the_backlog_before_and_zero_after(kafka_broker, mini_project: Path) -> None:
+def produce_backlog(bootstrap: str, topic: str) -> None:
+    produce(bootstrap, topic, [b'{"id": 1, "kind": "a", "amount": 1.0}'] * BACKLOG)
+
+
+@dataclass
+class SlowService:
+    """A `kedro stream consume` process over a backlog, each batch of 100 taking ``seconds``."""
+
+    process: subprocess.Popen[str]
+    output: Path
+    url: str  # its /metrics
+    group: str
+    source: str
+
+    def stop(self) -> None:
+        self.process.send_signal(signal.SIGTERM)
+        assert self.process.wait(timeout=30) == 0, self.output.read_text()[-2000:]
+
+
+def start_slow_service(
+    kafka_broker, project: Path, seconds: float, metrics_port: int = 0, backlog: bool = True
+) -> SlowService:
+    """Starts the service; with ``backlog`` the records are produced before it starts."""
     run = uuid.uuid4().hex[:8]
     source, group, bootstrap = f"lag-in-{run}", f"lag-{run}", kafka_broker.bootstrap_servers
-    params = mini_project / "conf" / "base" / "parameters.yml"
-    params.write_text(params.read_text().replace("seconds: 0.0", "seconds: 1.5"))
+    params = project / "conf" / "base" / "parameters.yml"
+    params.write_text(params.read_text().replace("seconds: 0.0", f"seconds: {seconds}"))
     stream = {
         "namespace": "slow",
         "pipeline": "slow",
@@ -62,36 +88,38 @@ def test_lag_is_the_backlog_before_and_zero_after(kafka_broker, mini_project: Pa
     }
     config = {"kafka": {"consumer": {"fetch.wait.max.ms": 20}}, "metrics": {"lag_interval_s": 0.2}}
     config["streams"] = {"slow": stream}
-    (mini_project / "conf" / "base" / "stream.yml").write_text(yaml.safe_dump(config))
+    (project / "conf" / "base" / "stream.yml").write_text(yaml.safe_dump(config))
     create_topic(kafka_broker, source, partitions=1)
-    produce(bootstrap, source, [b'{"id": 1, "kind": "a", "amount": 1.0}'] * BACKLOG)
+    if backlog:
+        produce_backlog(bootstrap, source)
 
-    out = mini_project / "consume.out"
-    service = subprocess.Popen(
-        [
-            KEDRO,
-            "stream",
-            "consume",
-            "--topic",
-            source,
-            "--bootstrap-servers",
-            bootstrap,
-            "--metrics-port",
-            "0",
-        ],
-        cwd=mini_project,
+    out = project / "consume.out"
+    command = ["consume", "--topic", source, "--bootstrap-servers", bootstrap]
+    process = subprocess.Popen(
+        [KEDRO, "stream", *command, "--metrics-port", str(metrics_port)],
+        cwd=project,
         env={**os.environ, "KEDRO_DISABLE_TELEMETRY": "1"},
         stdout=out.open("w"),
         stderr=subprocess.STDOUT,
         text=True,
     )
+    wait_until(lambda: "metrics=http" in out.read_text(), 60, "the metrics line")
+    url = next(
+        line.split("=", 1)[1]
+        for line in out.read_text().splitlines()
+        if line.startswith("metrics=http")
+    )
+    return SlowService(process, out, url, group, source)
+
+
+@pytest.mark.unsupported_broker(
+    "tansu", "its high watermark is the start of the last batch + 1, so lag reads wrong"
+)
+def test_lag_is_the_backlog_before_and_zero_after(kafka_broker, mini_project: Path) -> None:
+    bootstrap = kafka_broker.bootstrap_servers
+    service = start_slow_service(kafka_broker, mini_project, seconds=1.5)
+    url, group, source = service.url, service.group, service.source
     try:
-        wait_until(lambda: "metrics=http" in out.read_text(), 60, "the metrics line")
-        url = next(
-            line.split("=", 1)[1]
-            for line in out.read_text().splitlines()
-            if line.startswith("metrics=http")
-        )
         base = url.removesuffix("/metrics")
         # Before the first 1.5 s batch commits, the whole backlog is lag.
         wait_until(lambda: lag(url, group, source) is not None, 30, "a lag sample")
@@ -117,8 +145,7 @@ def test_lag_is_the_backlog_before_and_zero_after(kafka_broker, mini_project: Pa
             == BACKLOG
         )
     finally:
-        service.send_signal(signal.SIGTERM)
-        assert service.wait(timeout=30) == 0, out.read_text()[-2000:]
+        service.stop()
 
     table = kedro(
         mini_project,
@@ -133,3 +160,81 @@ def test_lag_is_the_backlog_before_and_zero_after(kafka_broker, mini_project: Pa
     ).stdout
     row = next(line for line in table.splitlines() if source in line)
     assert [cell.strip() for cell in row.strip("│ ").split("│")] == [source, "0", "300", "300", "0"]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def promql(prometheus: str, query: str) -> list[dict]:
+    url = f"{prometheus}/api/v1/query?" + urllib.parse.urlencode({"query": query})
+    answer = json.loads(urllib.request.urlopen(url, timeout=5).read())
+    assert answer["status"] == "success", answer
+    return answer["data"]["result"]
+
+
+@pytest.mark.skipif(
+    shutil.which("prometheus") is None,
+    reason="needs the Prometheus server (Debian package prometheus; .ci/run installs it)",
+)
+@pytest.mark.unsupported_broker(
+    "tansu", "its high watermark is the start of the last batch + 1, so lag reads wrong"
+)
+def test_a_real_prometheus_scrapes_the_lag(
+    kafka_broker, mini_project: Path, tmp_path: Path
+) -> None:
+    port, metrics_port = _free_port(), _free_port()
+    config = tmp_path / "prometheus.yml"
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+                "scrape_configs": [
+                    {
+                        "job_name": "kedro-stream",
+                        "static_configs": [{"targets": [f"127.0.0.1:{metrics_port}"]}],
+                    }
+                ],
+            }
+        )
+    )
+    prometheus = subprocess.Popen(
+        [
+            "prometheus",
+            f"--config.file={config}",
+            f"--storage.tsdb.path={tmp_path / 'tsdb'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=(tmp_path / "prometheus.log").open("w"),
+    )
+    api = f"http://127.0.0.1:{port}"
+    service = None
+    try:
+        wait_until(lambda: status(f"{api}/-/ready") == 200, 30, "Prometheus ready")
+        service = start_slow_service(
+            kafka_broker, mini_project, 4, metrics_port=metrics_port, backlog=False
+        )
+        query = f'kedro_stream_consumer_lag{{group="{service.group}",topic="{service.source}"}}'
+
+        def scraped_lag() -> float | None:
+            result = promql(api, query)
+            return float(result[0]["value"][1]) if result else None
+
+        # Scrapes are under way (empty topic: lag 0) before the backlog arrives ...
+        wait_until(lambda: scraped_lag() == 0, 60, "a scraped lag of 0")
+        assert [float(r["value"][1]) for r in promql(api, 'up{job="kedro-stream"}')] == [1.0]
+        produce_backlog(kafka_broker.bootstrap_servers, service.source)
+        # ... Prometheus sees all of it as lag while the first 4 s batch runs ...
+        wait_until(lambda: scraped_lag() == BACKLOG, 30, "the backlog scraped as lag")
+        # ... and 0 again once every batch is committed.
+        wait_until(lambda: scraped_lag() == 0, 60, "scraped lag back to 0", every_s=0.5)
+        total = promql(api, f'sum(kedro_stream_records_consumed_total{{group="{service.group}"}})')
+        assert float(total[0]["value"][1]) == BACKLOG
+    finally:
+        prometheus.terminate()
+        prometheus.wait(timeout=30)
+        if service is not None:
+            service.stop()
