@@ -3,26 +3,13 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pandas as pd
 import pytest
 
 from kedro_stream.config import Format
 from kedro_stream.serde import DecodeError, EncodeError, build_codec, records_of, to_dataset
-
-SCHEMAS = Path(__file__).resolve().parents[2] / "schemas"
-PAYMENT = {
-    "payment_id": "p-1",
-    "account_id": "a-1",
-    "merchant_id": "m-1",
-    "merchant_category": "crypto",
-    "amount": 12.5,
-    "currency": "EUR",
-    "country": "DE",
-    "card_present": False,
-    "event_time": 1_700_000_000_000,
-}
+from tests.records import PAYMENT, SCHEMAS
 
 
 @pytest.fixture(params=[Format.JSON, Format.AVRO])

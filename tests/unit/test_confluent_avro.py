@@ -25,19 +25,8 @@ from kedro_stream.config import (
 )
 from kedro_stream.serde import DecodeError, EncodeError, build_codec, schema_registry_for
 from kedro_stream.serde.confluent import RegistryUnavailable, registry_client
+from tests.records import PAYMENT, SCHEMAS
 
-SCHEMAS = Path(__file__).resolve().parents[2] / "schemas"
-PAYMENT = {
-    "payment_id": "p-1",
-    "account_id": "a-1",
-    "merchant_id": "m-1",
-    "merchant_category": "crypto",
-    "amount": 12.5,
-    "currency": "EUR",
-    "country": "DE",
-    "card_present": False,
-    "event_time": 1_700_000_000_000,
-}
 STREAM = {
     "namespace": "scoring",
     "group_id": "g",
