@@ -10,7 +10,7 @@ import logging
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -80,7 +80,6 @@ class StreamService:
     ) -> None:
         self._session = session
         self._stream = stream
-        self._kafka = kafka
         self._max_messages = max_messages
         self._idle_timeout_s = idle_timeout_s
         self._consumer_factory = consumer_factory
@@ -384,7 +383,7 @@ class StreamService:
         self._committed(batch, [], dead=len(dead), stage="pipeline")
 
 
-def _input_name(inputs: dict[str, str] | Any, stream: StreamConfig) -> str:
+def _input_name(inputs: Mapping[str, str], stream: StreamConfig) -> str:
     wanted = stream.input.dataset
     names = set(inputs)
     if wanted in names or wanted in set(inputs.values()):
