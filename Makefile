@@ -42,3 +42,12 @@ bench: $(STAMP)
 
 clean:
 	rm -rf $(VENV) build *.egg-info src/*.egg-info .pytest_cache .ruff_cache
+
+## deploy-check: promtool over deploy/prometheus (Debian: apt-get install prometheus); the rest
+## of the deployment files are checked by tests/deploy, part of `make test`
+.PHONY: deploy-check
+deploy-check:
+	@command -v promtool >/dev/null || { echo "promtool not found: apt-get install -y prometheus" >&2; exit 1; }
+	promtool check rules deploy/prometheus/alerts.yml
+	promtool test rules deploy/prometheus/alerts_test.yml
+	promtool check config deploy/prometheus/prometheus.yml

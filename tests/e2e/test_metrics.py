@@ -67,7 +67,13 @@ class SlowService:
 
     def stop(self) -> None:
         self.process.send_signal(signal.SIGTERM)
-        assert self.process.wait(timeout=30) == 0, self.output.read_text()[-2000:]
+        try:
+            code = self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()  # never outlive the test
+            self.process.wait(timeout=10)
+            raise
+        assert code == 0, self.output.read_text()[-2000:]
 
 
 def start_slow_service(
@@ -103,7 +109,12 @@ def start_slow_service(
         stderr=subprocess.STDOUT,
         text=True,
     )
-    wait_until(lambda: "metrics=http" in out.read_text(), 60, "the metrics line")
+    try:
+        wait_until(lambda: "metrics=http" in out.read_text(), 60, "the metrics line")
+    except AssertionError:
+        process.kill()
+        process.wait(timeout=10)
+        raise
     url = next(
         line.split("=", 1)[1]
         for line in out.read_text().splitlines()

@@ -6,6 +6,7 @@ import json
 import os
 import signal
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -20,9 +21,23 @@ ENV = {**os.environ, "KEDRO_DISABLE_TELEMETRY": "1"}
 FAST_GROUP = {"session.timeout.ms": 3000, "heartbeat.interval.ms": 300}
 
 
+_STARTED: list[subprocess.Popen[str]] = []
+
+
+@pytest.fixture(autouse=True)
+def _no_process_outlives_its_test() -> Iterator[None]:
+    """A failed assertion must not leave a consumer running (it would outlive the session)."""
+    yield
+    while _STARTED:
+        process = _STARTED.pop()
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout=10)
+
+
 def start(project: Path, *args: str, log: Path | None = None) -> subprocess.Popen[str]:
     """A ``kedro stream`` process; its stderr goes to ``log`` when given, to read it live."""
-    return subprocess.Popen(
+    process = subprocess.Popen(
         [KEDRO, "stream", *args],
         cwd=project,
         env=ENV,
@@ -30,6 +45,8 @@ def start(project: Path, *args: str, log: Path | None = None) -> subprocess.Pope
         stderr=log.open("w") if log else subprocess.PIPE,
         text=True,
     )
+    _STARTED.append(process)
+    return process
 
 
 def assigned(log: Path) -> set[str]:
