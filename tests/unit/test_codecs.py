@@ -81,3 +81,13 @@ def test_records_of_accepts_frames_lists_and_dicts() -> None:
     assert records_of({"a": 1}) == [{"a": 1}]
     with pytest.raises(TypeError, match="must be a DataFrame, a list of dicts or a dict"):
         records_of(3)
+
+
+def test_schema_mismatch_names_the_field_in_one_line() -> None:
+    codec = build_codec(Format.JSON, SCHEMAS / "payment.avsc")
+    with pytest.raises(DecodeError) as caught:
+        codec.decode(json.dumps({**PAYMENT, "amount": "lots"}).encode())
+    assert str(caught.value) == (
+        "does not match schema payment_fraud.Payment: payment_fraud.Payment.amount is 'lots', "
+        "expected double"
+    )

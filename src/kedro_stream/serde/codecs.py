@@ -68,7 +68,12 @@ def _check(record: Any, schema: dict[str, Any] | None) -> dict[str, Any]:
         try:
             validate(record, schema, raise_errors=True)
         except ValidationError as exc:
-            raise DecodeError(f"does not match schema {schema.get('name')}: {exc}") from None
+            # fastavro stops at the first bad field; its message is a JSON list of that one.
+            first = exc.errors[0] if exc.errors else None
+            detail = (
+                f"{first.field} is {first.datum!r}, expected {first.schema}" if first else str(exc)
+            )
+            raise DecodeError(f"does not match schema {schema.get('name')}: {detail}") from None
     return record
 
 
