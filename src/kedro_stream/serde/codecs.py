@@ -100,7 +100,7 @@ class JsonCodec:
             raise DecodeError("empty message (null value)")
         try:
             record = json.loads(value)
-        except (UnicodeDecodeError, ValueError) as exc:
+        except (UnicodeDecodeError, ValueError, RecursionError) as exc:  # deep nesting recurses
             raise DecodeError(f"not JSON: {_first_line(exc)}") from None
         return _check(record, self.schema)
 
