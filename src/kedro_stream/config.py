@@ -194,6 +194,9 @@ class StreamConfig(_Strict):
     on_failure: OnFailure = OnFailure.STOP
     dead_letter_topic: str = ""  # default: "<first input topic>.dlq"
     max_poll_interval_s: PositiveFloat = 300.0
+    # A run longer than this fails the batch (retry, then on_failure); the hung thread is
+    # abandoned, so prefer on_failure: stop, letting a restart reclaim it.
+    run_timeout_s: PositiveFloat | None = None
 
     @model_validator(mode="before")
     @classmethod

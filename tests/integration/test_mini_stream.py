@@ -4,6 +4,7 @@ header propagation, and a run longer than ``max.poll.interval.ms``."""
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -97,3 +98,52 @@ def test_a_run_longer_than_max_poll_interval_keeps_the_partitions(
     assert progress.batches == 1
     assert sum(committed(kafka_broker.bootstrap_servers, f"slow-{run_id}", source).values()) == 10
     assert len(read_topic(kafka_broker.bootstrap_servers, target, expect=10)) == 10
+
+
+def _failing_stream(project: Path, namespace: str, run_id: str, **extra: Any) -> tuple[str, str]:
+    source, dlq = f"{namespace}-in-{run_id}", f"{namespace}-dlq-{run_id}"
+    output = "echoed" if namespace == "slow" else "count"
+    write_stream(
+        project,
+        {
+            "namespace": namespace,
+            "pipeline": namespace,
+            "group_id": f"{namespace}-{run_id}",
+            "input": {"topics": [source], "dataset": "batch"},
+            "outputs": {output: {"topic": f"{namespace}-out-{run_id}"}},
+            "batch": {"max_wait_ms": 300},
+            "retry": {"attempts": 2, "backoff_ms": 10},
+            "on_failure": "dead-letter",
+            "dead_letter_topic": dlq,
+            **extra,
+        },
+        {"fetch.wait.max.ms": 20},
+    )
+    return source, dlq
+
+
+def test_a_run_past_its_timeout_is_dead_lettered_and_the_loop_goes_on(
+    kafka_broker, mini_project: Path
+) -> None:
+    params = mini_project / "conf" / "base" / "parameters.yml"
+    params.write_text(params.read_text().replace("seconds: 0.0", "seconds: 3.0"))
+    source, dlq = _failing_stream(mini_project, "slow", uuid.uuid4().hex[:8], run_timeout_s=0.5)
+    produce(kafka_broker.bootstrap_servers, source, rows(5))
+    started = time.monotonic()
+    progress = run(mini_project, source, kafka_broker.bootstrap_servers, max_messages=5)
+    assert time.monotonic() - started < 30  # two 0.5 s attempts, not two 3 s runs
+    assert progress.dead_lettered == 5
+    dead = read_topic(kafka_broker.bootstrap_servers, dlq, expect=5)
+    assert {dict(m.headers())["kedro-stream.error.class"] for m in dead} == {b"RunTimeout"}
+
+
+def test_an_output_of_the_wrong_type_is_dead_lettered(kafka_broker, mini_project: Path) -> None:
+    source, dlq = _failing_stream(mini_project, "wrong", uuid.uuid4().hex[:8])
+    produce(kafka_broker.bootstrap_servers, source, rows(3))
+    progress = run(mini_project, source, kafka_broker.bootstrap_servers, max_messages=3)
+    assert progress.dead_lettered == 3
+    dead = read_topic(kafka_broker.bootstrap_servers, dlq, expect=3)
+    reasons = {dict(m.headers())["kedro-stream.error.message"] for m in dead}
+    assert reasons == {
+        b"an output published to Kafka must be a DataFrame, a list of dicts or a dict, got int"
+    }

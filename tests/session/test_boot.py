@@ -216,7 +216,9 @@ def test_missing_required_itertime_param(mini_project: Path) -> None:
 def test_boot_errors(mini_project: Path) -> None:
     with pytest.raises(UnknownNamespaceError, match=r"namespaces: 'None', 'ns', 'tpl'"):
         boot_project(mini_project, namespaces=["scorin"])
-    with pytest.raises(UnknownNamespaceError, match=r"pipelines: '__default__', 'scoring', 'slow'"):
+    with pytest.raises(
+        UnknownNamespaceError, match=r"pipelines: '__default__', 'scoring', 'slow', 'wrong'"
+    ):
         boot_project(mini_project, pipeline="missing")
     with pytest.raises(
         SpecError, match=r"lists inputs 'ns.nope'.*candidates: 'batch', 'lookup', 'model'"

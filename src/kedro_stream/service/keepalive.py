@@ -8,22 +8,27 @@ during the run) is put back with a seek and its partition paused.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from typing import TypeVar
+from typing import Any, TypeVar, cast
 
 from confluent_kafka import Consumer, TopicPartition
 
+from kedro_stream.errors import KedroStreamError
+
 T = TypeVar("T")
 _POLL_S = 0.05
+
+
+class RunTimeout(KedroStreamError):
+    """A namespace run outlived ``run_timeout_s``; its thread is abandoned, still running."""
 
 
 class KeepAlive:
     def __init__(self, consumer: Consumer, on_poll: Callable[[], None] = lambda: None) -> None:
         self._consumer = consumer
         self._on_poll = on_poll  # the service's liveness: a long run is not a stuck loop
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kedro-stream-run")
 
     def _poll_paused(self) -> None:
         self._on_poll()
@@ -33,23 +38,38 @@ class KeepAlive:
             self._consumer.pause([tp])
             self._consumer.seek(tp)
 
-    def call(self, fn: Callable[[], T]) -> T:
-        """``fn()`` on the worker thread; its exception is re-raised here."""
-        future = self._pool.submit(fn)
-        try:
-            future.result(timeout=_POLL_S)  # short runs never pause anything
-        except TimeoutError:
-            pass
-        if future.done():
-            return future.result()
-        paused = self._consumer.assignment()
-        self._consumer.pause(paused)
-        try:
-            while not future.done():
-                self._poll_paused()
-            return future.result()
-        finally:
-            self._consumer.resume(self._consumer.assignment())
+    def call(self, fn: Callable[[], T], timeout_s: float | None = None) -> T:
+        """``fn()`` on a worker thread; its exception is re-raised here, and past ``timeout_s``
+        :class:`RunTimeout` is raised while the thread is left to finish on its own.
+
+        A daemon thread rather than an executor's: executor threads are joined at interpreter
+        exit, so a hung node would keep a stopping service from exiting.
+        """
+        outcome: dict[str, Any] = {}
+        done = threading.Event()
+
+        def work() -> None:
+            try:
+                outcome["value"] = fn()
+            except BaseException as error:  # re-raised on the loop's thread
+                outcome["error"] = error
+            finally:
+                done.set()
+
+        started = time.monotonic()
+        threading.Thread(target=work, name="kedro-stream-run", daemon=True).start()
+        if not done.wait(_POLL_S):  # short runs never pause anything
+            self._consumer.pause(self._consumer.assignment())
+            try:
+                while not done.is_set():
+                    if timeout_s is not None and time.monotonic() - started > timeout_s:
+                        raise RunTimeout(f"namespace run exceeded run_timeout_s={timeout_s:g}")
+                    self._poll_paused()
+            finally:
+                self._consumer.resume(self._consumer.assignment())
+        if "error" in outcome:
+            raise outcome["error"]
+        return cast(T, outcome["value"])
 
     def sleep(self, seconds: float) -> None:
         """Wait ``seconds`` (a retry backoff) while staying in the group."""
@@ -60,6 +80,3 @@ class KeepAlive:
                 self._poll_paused()
         finally:
             self._consumer.resume(self._consumer.assignment())
-
-    def close(self) -> None:
-        self._pool.shutdown(wait=True)

@@ -188,7 +188,6 @@ class StreamService:
                 if self._max_messages is not None and self.progress.records >= self._max_messages:
                     break
         finally:
-            keepalive.close()
             protocol.close()
             consumer.close()  # leaves the group: partitions move on at once
         return self.progress
@@ -300,7 +299,8 @@ class StreamService:
         )
         started = time.perf_counter()
         outputs = keepalive.call(
-            lambda: self._session.run(self._stream.namespace, inputs={self._input_name: dataset})
+            lambda: self._session.run(self._stream.namespace, inputs={self._input_name: dataset}),
+            timeout_s=self._stream.run_timeout_s,
         )
         self.metrics.run_duration.labels(self.metrics.namespace).observe(
             time.perf_counter() - started

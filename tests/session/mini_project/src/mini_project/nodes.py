@@ -37,3 +37,8 @@ def slow_echo(batch: pd.DataFrame, seconds: float) -> pd.DataFrame:
     """Stands for a long model call: longer than the consumer's max.poll.interval.ms."""
     time.sleep(seconds)
     return batch
+
+
+def not_a_table(batch: pd.DataFrame) -> int:
+    """A node whose output cannot be published: the stream must apply its failure policy."""
+    return len(batch)

@@ -28,4 +28,12 @@ def register_pipelines() -> dict[str, Pipeline]:
         [node(nodes.slow_echo, ["batch", "params:seconds"], "echoed", name="slow_echo")],
         namespace="slow",
     )
-    return {"__default__": scoring + templated + plain, "scoring": scoring, "slow": slow}
+    wrong = pipeline(
+        [node(nodes.not_a_table, "batch", "count", name="not_a_table")], namespace="wrong"
+    )
+    return {
+        "__default__": scoring + templated + plain,
+        "scoring": scoring,
+        "slow": slow,
+        "wrong": wrong,
+    }
