@@ -14,11 +14,10 @@ import pytest
 from kedro_stream.testing.brokers import create_topic
 from tests.conftest import KEDRO, kedro
 from tests.kafka_helpers import committed, headers, read_topic, wait_until
-from tests.stream_helpers import configure, topics
+from tests.stream_helpers import configure, fast_group, topics
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 ENV = {**os.environ, "KEDRO_DISABLE_TELEMETRY": "1"}
-FAST_GROUP = {"session.timeout.ms": 3000, "heartbeat.interval.ms": 300}
 
 
 _STARTED: list[subprocess.Popen[str]] = []
@@ -62,15 +61,6 @@ def assigned(log: Path) -> set[str]:
 def finish(process: subprocess.Popen[str], timeout_s: float = 60) -> tuple[int, str, str]:
     out, err = process.communicate(timeout=timeout_s)
     return process.returncode, out, err
-
-
-def consumer_settings(project: Path) -> None:
-    path = project / "conf" / "base" / "stream.yml"
-    import yaml
-
-    config = yaml.safe_load(path.read_text())
-    config["kafka"]["consumer"].update(FAST_GROUP)
-    path.write_text(yaml.safe_dump(config))
 
 
 def produce_payments(project: Path, topic: str, bootstrap: str, *options: str) -> None:
@@ -157,7 +147,7 @@ def test_sigterm_finishes_the_batch_commits_and_exits_0(stream_project: Path, ka
     names = topics("sigterm")
     bootstrap = kafka_broker.bootstrap_servers
     configure(stream_project, names, **{"batch.max_size": 200})
-    consumer_settings(stream_project)
+    fast_group(stream_project)
     produce_payments(stream_project, names["input"], bootstrap)
     service = start(
         stream_project, "consume", "--topic", names["input"], "--bootstrap-servers", bootstrap
@@ -183,7 +173,7 @@ def test_two_instances_share_partitions_and_survive_a_kill(
     bootstrap = kafka_broker.bootstrap_servers
     create_topic(kafka_broker, names["input"], partitions=4)
     configure(stream_project, names, **{"batch.max_size": 100})
-    consumer_settings(stream_project)
+    fast_group(stream_project)
     produce_payments(stream_project, names["input"], bootstrap, "--count", "8000")
     consume = (
         "consume",
@@ -229,7 +219,7 @@ def test_a_restarted_instance_fences_the_old_one(stream_project: Path, kafka_bro
         transactional_id=f"{names['group']}-0",
         **{"batch.max_size": 50},
     )
-    consumer_settings(stream_project)
+    fast_group(stream_project)
     produce_payments(stream_project, names["input"], bootstrap, "--count", "3000", "--rate", "1000")
     consume = ("consume", "--topic", names["input"], "--bootstrap-servers", bootstrap)
     old = start(stream_project, *consume)
