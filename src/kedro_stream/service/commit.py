@@ -38,7 +38,7 @@ class CommitAbandoned(Exception):
     """A rebalance overtook the batch: its offsets cannot be committed by this member.
 
     Not a processing failure: the batch is neither retried nor dead-lettered. Its records are
-    processed again by their partition's owner (at-least-once: its outputs may repeat).
+    processed again, by this member for partitions it kept (at-least-once: outputs repeat).
     """
 
 

@@ -240,19 +240,20 @@ class StreamService:
                 keepalive.sleep(backoff)
 
     def _abandon(self, batch: Batch, consumer: Consumer, error: CommitAbandoned) -> None:
-        """Let the partitions' owners process the batch again; under exactly-once its outputs
-        were aborted, so partitions this member still owns are rewound to the batch start."""
+        """Have the batch processed again by its partitions' owners: partitions this member
+        still owns are rewound to the batch start (its offsets were never committed, and if no
+        later record arrived nothing else would ever commit them); revoked ones restart from
+        their committed offset with their new owner."""
         logger.warning(
             "A rebalance overtook a batch of %d records before its commit (%s); they will be "
-            "processed again by their partitions' owners",
+            "processed again",
             len(batch),
             _one_line(error),
         )
-        if self._stream.guarantee is Guarantee.EXACTLY_ONCE:
-            owned = {(tp.topic, tp.partition) for tp in consumer.assignment()}
-            for tp in batch.first_offsets():
-                if (tp.topic, tp.partition) in owned:
-                    consumer.seek(tp)
+        owned = {(tp.topic, tp.partition) for tp in consumer.assignment()}
+        for tp in batch.first_offsets():
+            if (tp.topic, tp.partition) in owned:
+                consumer.seek(tp)
 
     def _decode(self, batch: Batch) -> tuple[list[tuple[Any, dict[str, Any]]], list[Outgoing]]:
         good: list[tuple[Any, dict[str, Any]]] = []
