@@ -63,11 +63,14 @@ def read_topic(
     isolation: str = "read_uncommitted",
 ) -> list[Message]:
     """Every message of ``topic`` from the beginning; waits for ``expect`` messages, or, when
-    ``expect`` is None, until the topic stays quiet."""
+    ``expect`` is None, until every partition is read to the end offset it had when reading
+    began and the topic then stays quiet for 2 s (a broker whose watermarks are wrong, such as
+    Tansu's, still gets the quiet period)."""
     consumer = _reader(bootstrap, isolation)
-    consumer.assign(
-        [TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions(bootstrap, topic)]
-    )
+    tps = [TopicPartition(topic, p) for p in partitions(bootstrap, topic)]
+    ends = {tp.partition: consumer.get_watermark_offsets(tp, timeout=10)[1] for tp in tps}
+    consumer.assign([TopicPartition(topic, tp.partition, OFFSET_BEGINNING) for tp in tps])
+    reached: dict[int, int] = {}
     messages: list[Message] = []
     deadline = time.monotonic() + timeout_s
     quiet_since = time.monotonic()
@@ -76,13 +79,15 @@ def read_topic(
             batch = consumer.consume(1000, 0.2)
             got = [m for m in batch if m.error() is None]
             messages += got
+            for m in got:
+                reached[m.partition()] = m.offset() + 1
             if got:
                 quiet_since = time.monotonic()
             if expect is not None and len(messages) >= expect:
                 break
-            # Quiet for 1 s after data, or 5 s without any: the topic has nothing more.
+            at_end = all(reached.get(p, 0) >= end for p, end in ends.items())
             quiet_for = time.monotonic() - quiet_since
-            if expect is None and quiet_for > (1.0 if messages else 5.0):
+            if expect is None and at_end and quiet_for > 2.0:
                 break
     finally:
         consumer.close()

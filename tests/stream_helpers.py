@@ -49,6 +49,22 @@ def configure(project: Path, names: dict[str, str], **changes: Any) -> None:
     path.write_text(yaml.safe_dump(config))
 
 
+def consume_command(names: dict[str, str], bootstrap: str, *options: str) -> list[str]:
+    """``kedro stream consume`` of the example stream on ``names``' input topic."""
+    from tests.conftest import KEDRO
+
+    return [
+        KEDRO,
+        "stream",
+        "consume",
+        "--topic",
+        names["input"],
+        "--bootstrap-servers",
+        bootstrap,
+        *options,
+    ]
+
+
 def fast_group(project: Path) -> None:
     """Short sessions, so a killed member's partitions move on within seconds."""
     path = project / "conf" / "base" / "stream.yml"

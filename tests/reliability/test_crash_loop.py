@@ -19,9 +19,8 @@ from pathlib import Path
 import pytest
 
 from kedro_stream.testing.brokers import create_topic
-from tests.conftest import KEDRO
 from tests.kafka_helpers import committed, produce, read_topic, wait_until
-from tests.stream_helpers import configure, fast_group, payments, topics
+from tests.stream_helpers import configure, consume_command, fast_group, payments, topics
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 TOTAL, KILLS, POISON_EVERY = 100_000, 10, 97
@@ -61,17 +60,7 @@ def test_sigkill_ten_times_loses_nothing(
     produce(bootstrap, names["input"], values)
 
     rng = random.Random(7)
-    consume = [
-        KEDRO,
-        "stream",
-        "consume",
-        "--topic",
-        names["input"],
-        "--bootstrap-servers",
-        bootstrap,
-        "--idle-timeout-s",
-        "6",
-    ]
+    consume = consume_command(names, bootstrap, "--idle-timeout-s", "6")
     for _ in range(KILLS):
         before = sum(committed(bootstrap, names["group"], names["input"]).values())
         service = subprocess.Popen(

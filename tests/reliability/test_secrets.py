@@ -15,7 +15,7 @@ import yaml
 
 from tests.conftest import KEDRO
 from tests.kafka_helpers import produce_json, wait_until
-from tests.stream_helpers import configure, payments, topics
+from tests.stream_helpers import configure, consume_command, payments, topics
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 SECRETS = {"sasl.password": "S3cr3t-sasl-7f1c", "ssl.key.password": "S3cr3t-key-92ab"}
@@ -36,19 +36,14 @@ def test_secrets_never_leave(kafka_broker, stream_project: Path) -> None:
     out = stream_project / "consume.out"
     env = {**os.environ, "KEDRO_DISABLE_TELEMETRY": "1"}
     service = subprocess.Popen(
-        [
-            KEDRO,
-            "stream",
-            "consume",
-            "--topic",
-            names["input"],
-            "--bootstrap-servers",
+        consume_command(
+            names,
             kafka_broker.bootstrap_servers,
             "--idle-timeout-s",
             "5",
             "--metrics-port",
             "0",
-        ],
+        ),
         cwd=stream_project,
         env=env,
         stdout=out.open("w"),
