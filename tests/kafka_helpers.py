@@ -14,14 +14,45 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, Message, Producer, Topic
 def produce(
     bootstrap: str, topic: str, values: Iterable[bytes | None], key: bytes | None = None
 ) -> int:
-    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5})
+    """Write ``values`` and check the broker kept them all.
+
+    Unkeyed records are spread over the partitions one by one: the default sticky partitioner
+    puts everything queued before the topic's metadata arrives into one partition, which can
+    overflow a small broker's retention (the embedded broker keeps about 5 MiB a partition).
+    """
+    producer = Producer(
+        {"bootstrap.servers": bootstrap, "linger.ms": 5, "sticky.partitioning.linger.ms": 0}
+    )
+    first_offsets: dict[int, int] = {}
+
+    def delivered(err: Any, msg: Message) -> None:
+        if err is None:
+            first = first_offsets.get(msg.partition(), msg.offset())
+            first_offsets[msg.partition()] = min(first, msg.offset())
+
     sent = 0
     for value in values:
-        producer.produce(topic, value=value, key=key)
+        producer.produce(topic, value=value, key=key, on_delivery=delivered)
         producer.poll(0)
         sent += 1
     assert producer.flush(30) == 0
+    assert_retained(bootstrap, topic, first_offsets)
     return sent
+
+
+def assert_retained(bootstrap: str, topic: str, first_offsets: dict[int, int]) -> None:
+    """Fail as a set-up error, not a product one, when the broker no longer holds records from
+    ``first_offsets`` (partition → offset) on."""
+    consumer = _reader(bootstrap)
+    try:
+        for partition, first in first_offsets.items():
+            low, _ = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=10)
+            assert low <= first, (
+                f"the broker dropped records of {topic}[{partition}] (offsets {first}..{low - 1}): "
+                "the test wrote more than its retention"
+            )
+    finally:
+        consumer.close()
 
 
 def produce_json(bootstrap: str, topic: str, records: Iterable[dict[str, Any]]) -> int:

@@ -37,6 +37,7 @@ from kedro_stream.session import StreamSession
 
 logger = logging.getLogger(__name__)
 _CLIENT_TIMEOUT_S = 30.0
+_PAUSE_AFTER_S = 2.0
 
 
 class StreamStopped(KedroStreamError):
@@ -155,7 +156,12 @@ class StreamService:
             protocol = ExactlyOnce(consumer, producer, timeout_s=_CLIENT_TIMEOUT_S)
         else:
             protocol = AtLeastOnce(consumer, producer, flush_timeout_s=_CLIENT_TIMEOUT_S)
-        keepalive = KeepAlive(consumer, on_poll=self._alive)
+        keepalive = KeepAlive(
+            consumer,
+            # Well inside max.poll.interval.ms, and long enough that short runs never pause.
+            pause_after_s=min(_PAUSE_AFTER_S, self._stream.max_poll_interval_s / 4),
+            on_poll=self._alive,
+        )
         consumer.subscribe(
             self._stream.input.topics,
             on_assign=self._on_assign,
