@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Protocol
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
@@ -27,7 +27,22 @@ _REBALANCE_CODES = frozenset(
         KafkaError.FENCED_INSTANCE_ID,
     }
 )
-_COMMIT_ATTEMPTS = 3
+# Errors that say "ask again shortly" without the flag librdkafka uses for them elsewhere.
+_TRANSIENT_CODES = frozenset(
+    {
+        KafkaError.REQUEST_TIMED_OUT,
+        KafkaError._TIMED_OUT,
+        KafkaError.COORDINATOR_NOT_AVAILABLE,
+        KafkaError.NOT_COORDINATOR,
+        KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
+        KafkaError.NETWORK_EXCEPTION,
+        KafkaError._TRANSPORT,
+        KafkaError._WAIT_COORD,
+    }
+)
+#: How long a commit step is retried before the batch counts as failed. The outputs are already
+#: acknowledged, so asking the coordinator again is far cheaper than processing the batch again.
+_COMMIT_RETRY_BUDGET_S = 10.0
 
 
 class DeliveryError(Exception):
@@ -47,18 +62,35 @@ def _kafka_error(exc: KafkaException) -> KafkaError | None:
     return error if isinstance(error, KafkaError) else None
 
 
-def _commit(consumer: Consumer, offsets: list[TopicPartition]) -> None:
-    for attempt in range(1, _COMMIT_ATTEMPTS + 1):
+def _commit_error_is_transient(error: KafkaError) -> bool:
+    return error.retriable() or error.code() in _TRANSIENT_CODES
+
+
+def _txn_error_is_transient(error: KafkaError) -> bool:
+    """librdkafka's rule for its transactional calls: retry only what it marks retriable."""
+    return error.retriable() and not error.txn_requires_abort()
+
+
+def _retrying(
+    step: Callable[[], None], what: str, *, transient: Callable[[KafkaError], bool]
+) -> None:
+    """``step()``, asked again on transient errors within the retry budget; a rebalance error
+    becomes :class:`CommitAbandoned`; anything else is raised (the batch fails)."""
+    deadline = time.monotonic() + _COMMIT_RETRY_BUDGET_S
+    delay_s = 0.05
+    while True:
         try:
-            consumer.commit(offsets=offsets, asynchronous=False)
+            step()
             return
         except KafkaException as exc:
             error = _kafka_error(exc)
             if error is not None and error.code() in _REBALANCE_CODES:
                 raise CommitAbandoned(str(error)) from exc
-            if error is None or not error.retriable() or attempt == _COMMIT_ATTEMPTS:
+            if error is None or not transient(error) or time.monotonic() + delay_s > deadline:
                 raise
-            time.sleep(0.1 * attempt)  # coordinator moving: outputs are safe, retry the commit
+            logger.info("%s failed, retrying in %.2f s: %s", what, delay_s, error)
+            time.sleep(delay_s)
+            delay_s = min(2 * delay_s, 1.0)
 
 
 class CommitProtocol(Protocol):
@@ -122,7 +154,11 @@ class AtLeastOnce:
             first = self._deliveries.failed[0]
             raise DeliveryError(f"{len(self._deliveries.failed)} outputs failed: {first}")
         if offsets:
-            _commit(self._consumer, offsets)
+            _retrying(
+                lambda: self._consumer.commit(offsets=offsets, asynchronous=False),
+                "Offset commit",
+                transient=_commit_error_is_transient,
+            )
 
     def abort(self) -> None:
         """Outputs already produced stay: at-least-once, the batch is processed again."""
@@ -148,17 +184,22 @@ class ExactlyOnce:
         _produce(self._producer, messages, None)  # commit_transaction fails on any failed output
 
     def complete(self, offsets: list[TopicPartition]) -> None:
-        try:
-            if offsets:
-                self._producer.send_offsets_to_transaction(
+        """Errors that librdkafka marks retriable are retried in place, as its transactional
+        API asks; one that needs an abort (or is fatal) fails the batch."""
+        if offsets:
+            _retrying(
+                lambda: self._producer.send_offsets_to_transaction(
                     offsets, self._consumer.consumer_group_metadata(), self._timeout_s
-                )
-            self._producer.commit_transaction(self._timeout_s)  # flushes; fails on a failed output
-        except KafkaException as exc:
-            error = _kafka_error(exc)
-            if error is not None and error.code() in _REBALANCE_CODES:
-                raise CommitAbandoned(str(error)) from exc
-            raise
+                ),
+                "Sending offsets to the transaction",
+                transient=_txn_error_is_transient,
+            )
+        # Flushes the outputs; fails on any output that failed.
+        _retrying(
+            lambda: self._producer.commit_transaction(self._timeout_s),
+            "Commit",
+            transient=_txn_error_is_transient,
+        )
         self._open = False
 
     def abort(self) -> None:
