@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 # A service must never wait on telemetry; the example project also ships `.telemetry` (consent: false).
 export KEDRO_DISABLE_TELEMETRY := 1
 
-.PHONY: install demo test test-tansu lint bench clean
+.PHONY: install demo test test-tansu lint bench soak clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -39,6 +39,10 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e ".[dev,bench]"
 	$(BIN)/python bench/session_overhead.py
+
+## soak: 1 000 000 records through `kedro stream consume`; throughput and memory per window
+soak: $(STAMP)
+	$(BIN)/python bench/soak.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info src/*.egg-info .pytest_cache .ruff_cache

@@ -1,0 +1,270 @@
+"""Soak: stream many records through ``kedro stream consume`` and watch throughput and memory.
+
+A producer streams payments into the input topic, held back so the backlog never exceeds
+``--max-backlog`` (the embedded broker keeps only ~5 MiB a partition). The service runs as a
+user would start it, with ``--metrics-port``; every ``--window-s`` this script reads its
+``kedro_stream_records_consumed_total`` from /metrics and its resident memory from /proc.
+
+It prints one row per window, then the steady state: windows after the first ``--warmup``
+fraction of records. Resident memory there must stay within ±``--rss-band`` % of its median
+(exit code 1 otherwise); throughput is reported, never asserted (machines are noisy).
+
+Usage: python bench/soak.py [--records 1000000] [--window-s 10] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import signal
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+os.environ.setdefault("KEDRO_DISABLE_TELEMETRY", "1")
+REPO = Path(__file__).resolve().parents[1]
+KEDRO = str(Path(sys.executable).with_name("kedro"))
+TOPICS = ("payments", "payment-scores", "payment-alerts", "payments.dlq")
+
+from confluent_kafka import Producer  # noqa: E402
+
+from kedro_stream.kafka.embedded import EmbeddedBroker  # noqa: E402
+
+_CONSUMED = re.compile(r"^kedro_stream_records_consumed_total\{[^}]*\} (\S+)$", re.MULTILINE)
+
+
+@dataclass
+class Window:
+    elapsed_s: float
+    records: int
+    per_s: float
+    rss_mib: float
+
+
+def ensure_model(project: Path) -> None:
+    if not (project / "data/06_models/fraud_model.pkl").exists():
+        print("no trained model yet: running `kedro run` first", flush=True)
+        subprocess.run([KEDRO, "run"], cwd=project, check=True)
+
+
+def payment_values(project: Path) -> list[bytes]:
+    lines = (project / "data/01_raw/payments.jsonl").read_bytes().splitlines()
+    return [line for line in lines if line.strip()]
+
+
+def consumed(metrics_url: str) -> int:
+    with urllib.request.urlopen(metrics_url, timeout=5) as response:
+        text = response.read().decode()
+    return int(sum(float(v) for v in _CONSUMED.findall(text)))
+
+
+def rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError(f"no VmRSS for process {pid}")
+
+
+class Feeder(threading.Thread):
+    """Produces ``total`` records, never more than ``max_backlog`` ahead of the service.
+
+    Records go round-robin over the partitions: the default sticky partitioner fills one
+    partition at a time, which can put more than the embedded broker's retention into one
+    partition and have unread records dropped.
+    """
+
+    def __init__(
+        self, bootstrap: str, values: list[bytes], total: int, max_backlog: int, partitions: int
+    ) -> None:
+        super().__init__(daemon=True, name="soak-producer")
+        self.values = values
+        self.bootstrap, self.total, self.max_backlog = bootstrap, total, max_backlog
+        self.partitions = partitions
+        self.done_by_service = 0  # updated by the sampling loop
+        self.sent = 0
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            values = self.values
+            producer = Producer(
+                {"bootstrap.servers": self.bootstrap, "linger.ms": 20, "batch.size": 1_000_000}
+            )
+            while self.sent < self.total:
+                if self.sent - self.done_by_service >= self.max_backlog:
+                    time.sleep(0.05)  # back-pressure: the service is behind
+                    continue
+                for _ in range(min(5_000, self.total - self.sent)):
+                    while True:
+                        try:
+                            producer.produce(
+                                "payments",
+                                values[self.sent % len(values)],
+                                partition=self.sent % self.partitions,
+                            )
+                            break
+                        except BufferError:
+                            producer.poll(0.05)
+                    self.sent += 1
+                producer.poll(0)
+            if producer.flush(60):
+                raise RuntimeError("records not acknowledged within 60 s")
+        except BaseException as error:  # reported by the main thread
+            self.error = error
+
+
+def start_service(
+    bootstrap: str, args: argparse.Namespace, log: Path
+) -> tuple[subprocess.Popen[str], str]:
+    command = [
+        KEDRO,
+        "stream",
+        "consume",
+        "--topic",
+        "payments",
+        "--bootstrap-servers",
+        bootstrap,
+        "--group-id",
+        f"soak-{uuid.uuid4().hex[:8]}",
+        "--max-batch-size",
+        str(args.batch_size),
+        "--metrics-port",
+        "0",
+    ]
+    service = subprocess.Popen(
+        command, cwd=args.project, stdout=subprocess.PIPE, stderr=log.open("w"), text=True
+    )
+    assert service.stdout is not None
+    for line in service.stdout:
+        if line.startswith("metrics="):
+            return service, line.strip().removeprefix("metrics=")
+    raise SystemExit(f"the service exited ({service.wait()}) before serving /metrics")
+
+
+def soak(bootstrap: str, args: argparse.Namespace) -> list[Window]:
+    service, metrics_url = start_service(bootstrap, args, args.log)
+    values = payment_values(args.project)
+    feeder = Feeder(bootstrap, values, args.records, args.max_backlog, args.partitions)
+    windows: list[Window] = []
+    try:
+        feeder.start()
+        started = last_at = time.monotonic()
+        last_count = 0
+        progressed_at, progressed_count = started, 0
+        print(f"{'window':>6}{'elapsed s':>11}{'records':>11}{'rec/s':>9}{'RSS MiB':>9}")
+        while last_count < args.records:
+            time.sleep(0.5)  # sampling cadence
+            if feeder.error is not None:
+                raise SystemExit(f"the producer failed: {feeder.error}")
+            if service.poll() is not None:
+                raise SystemExit(f"the service exited with {service.returncode}")
+            count = consumed(metrics_url)
+            feeder.done_by_service = count
+            now = time.monotonic()
+            if count > progressed_count:
+                progressed_at, progressed_count = now, count
+            elif now - progressed_at > args.stall_s:
+                tail = "\n".join(args.log.read_text().splitlines()[-30:])
+                raise SystemExit(
+                    f"no progress for {args.stall_s:g} s at {count} records "
+                    f"({feeder.sent} sent); the service's log ends with:\n{tail}"
+                )
+            if now - last_at >= args.window_s or count >= args.records:
+                window = Window(
+                    now - started,
+                    count,
+                    (count - last_count) / (now - last_at),
+                    rss_mib(service.pid),
+                )
+                windows.append(window)
+                print(
+                    f"{len(windows):>6}{window.elapsed_s:>11.1f}{window.records:>11}"
+                    f"{window.per_s:>9.0f}{window.rss_mib:>9.1f}",
+                    flush=True,
+                )
+                last_at, last_count = now, count
+    finally:
+        service.send_signal(signal.SIGTERM)
+        try:
+            service.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            service.kill()
+    return windows
+
+
+def summarise(windows: list[Window], args: argparse.Namespace) -> dict[str, float | bool]:
+    steady = [w for w in windows if w.records > args.warmup * args.records]
+    rss = [w.rss_mib for w in steady]
+    rates = [w.per_s for w in steady[:-1]] or [w.per_s for w in steady]  # last one is partial
+    median_rss = statistics.median(rss)
+    spread = max(abs(r - median_rss) / median_rss for r in rss) * 100
+    half = max(1, len(rates) // 2)
+    return {
+        "records": windows[-1].records,
+        "elapsed_s": round(windows[-1].elapsed_s, 1),
+        "steady_windows": len(steady),
+        "throughput_median": round(statistics.median(rates)),
+        "throughput_min": round(min(rates)),
+        "throughput_max": round(max(rates)),
+        # Second half of the steady state over its first half: drift, 1.0 = none.
+        "throughput_drift": round(
+            statistics.mean(rates[-half:]) / statistics.mean(rates[:half]), 3
+        ),
+        "rss_median_mib": round(median_rss, 1),
+        "rss_min_mib": round(min(rss), 1),
+        "rss_max_mib": round(max(rss), 1),
+        "rss_spread_pct": round(spread, 1),
+        "rss_within_band": spread <= args.rss_band,
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--project", type=Path, default=REPO, help="The Kedro project.")
+    parser.add_argument("--records", type=int, default=1_000_000)
+    parser.add_argument("--window-s", type=float, default=10.0)
+    parser.add_argument("--batch-size", type=int, default=1000)
+    parser.add_argument("--partitions", type=int, default=24)
+    parser.add_argument("--max-backlog", type=int, default=50_000)
+    parser.add_argument("--warmup", type=float, default=0.2, help="Fraction of records.")
+    parser.add_argument("--rss-band", type=float, default=10.0, help="Percent around the median.")
+    parser.add_argument("--stall-s", type=float, default=60.0, help="Fail after no progress.")
+    parser.add_argument(
+        "--log", type=Path, default=Path("soak-service.log"), help="The service's stderr."
+    )
+    parser.add_argument("--json", action="store_true", help="End with one JSON line.")
+    args = parser.parse_args()
+
+    ensure_model(args.project)
+    print(
+        f"soak: {args.records} payments, batches of {args.batch_size}, embedded broker with "
+        f"{args.partitions} partitions a topic, backlog held under {args.max_backlog}",
+        flush=True,
+    )
+    with EmbeddedBroker.start(partitions=args.partitions, topics=TOPICS) as broker:
+        windows = soak(broker.bootstrap_servers, args)
+    summary = summarise(windows, args)
+    print(
+        f"\nsteady state ({summary['steady_windows']} windows after the first "
+        f"{args.warmup:.0%} of records): {summary['throughput_median']} rec/s median "
+        f"(min {summary['throughput_min']}, max {summary['throughput_max']}, second half / "
+        f"first half {summary['throughput_drift']}); RSS {summary['rss_median_mib']} MiB median "
+        f"({summary['rss_min_mib']}-{summary['rss_max_mib']}, "
+        f"±{summary['rss_spread_pct']}%, band ±{args.rss_band:g}%: "
+        f"{'within' if summary['rss_within_band'] else 'OUTSIDE'})"
+    )
+    if args.json:
+        print(json.dumps(summary))
+    return 0 if summary["rss_within_band"] else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
