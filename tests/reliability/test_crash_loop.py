@@ -15,27 +15,22 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from confluent_kafka import OFFSET_BEGINNING, Consumer, Message, Producer, TopicPartition
 
 from kedro_stream.testing.brokers import BrokerHandle, create_topic
 from tests.conftest import copy_project
-from tests.kafka_helpers import (
-    assert_retained,
-    committed,
-    partitions,
-    produce,
-    read_topic,
-    wait_until,
-)
+from tests.kafka_helpers import assert_retained, committed, partitions, read_topic, wait_until
 from tests.stream_helpers import configure, consume_command, fast_group, payments, topics
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
-TOTAL, KILLS, POISON_EVERY = 100_000, 10, 97
+TOTAL, KILLS, POISON_EVERY, PARTITIONS = 100_000, 10, 97, 16
 ENV = {**os.environ, "KEDRO_DISABLE_TELEMETRY": "1"}
 
 
@@ -45,21 +40,74 @@ class CrashRun:
     good: set[str]
     poison: set[bytes]
     committed: int
+    #: After each kill: committed records whose output was not in the output topic.
+    ahead_at_kills: list[int]
+
+
+def good_id(i: int) -> str | None:
+    return None if i % POISON_EVERY == 0 else f"c-{i:06d}"
 
 
 def inputs(project: Path) -> tuple[list[bytes], set[str], set[bytes]]:
     pool = payments(project, 20_000)
     values, good, poison = [], set(), set()
     for i in range(TOTAL):
-        if i % POISON_EVERY == 0:
+        payment_id = good_id(i)
+        if payment_id is None:
             value = f'{{"poison": {i}'.encode()  # truncated JSON, unique per record
             poison.add(value)
         else:
-            record = {**pool[i % len(pool)], "payment_id": f"c-{i:06d}"}
-            good.add(record["payment_id"])
-            value = json.dumps(record).encode()
+            good.add(payment_id)
+            value = json.dumps({**pool[i % len(pool)], "payment_id": payment_id}).encode()
         values.append(value)
     return values, good, poison
+
+
+def produce_in_order(bootstrap: str, topic: str, values: list[bytes], start: int) -> None:
+    """Record ``i`` to partition ``i % PARTITIONS``, in order: it lands at offset
+    ``i // PARTITIONS``, so a committed offset names exactly the records it claims."""
+    producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True})
+    first: dict[int, int] = {}
+
+    def delivered(err: object, msg: Message) -> None:
+        if err is None:
+            first.setdefault(msg.partition(), msg.offset())
+
+    for i, value in enumerate(values, start):
+        producer.produce(topic, value, partition=i % PARTITIONS, on_delivery=delivered)
+        producer.poll(0)
+    assert producer.flush(60) == 0
+    assert_retained(bootstrap, topic, first)
+
+
+def claimed(offsets: dict[int, int]) -> set[str]:
+    """The good records that committed ``offsets`` say are done."""
+    indices = (p + k * PARTITIONS for p, offset in offsets.items() for k in range(offset))
+    return {payment_id for i in indices if (payment_id := good_id(i)) is not None}
+
+
+def missing_outputs(bootstrap: str, topic: str, expected: set[str], timeout_s: float) -> set[str]:
+    """Which of ``expected`` has no output in ``topic``: reads until all are seen or the
+    timeout (no watermarks needed, so it holds on brokers whose watermarks are wrong)."""
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"crash-check-{uuid.uuid4().hex}",
+            "enable.auto.commit": False,
+            "fetch.wait.max.ms": 20,
+        }
+    )
+    missing = set(expected)
+    try:
+        consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in range(PARTITIONS)])
+        deadline = time.monotonic() + timeout_s
+        while missing and time.monotonic() < deadline:
+            for message in consumer.consume(5000, 0.2):
+                if message.error() is None:
+                    missing.discard(json.loads(message.value())["payment_id"])
+    finally:
+        consumer.close()
+    return missing
 
 
 def crash_loop(handle: BrokerHandle, project: Path, guarantee: str) -> CrashRun:
@@ -69,7 +117,7 @@ def crash_loop(handle: BrokerHandle, project: Path, guarantee: str) -> CrashRun:
     bootstrap = handle.bootstrap_servers
     # 16 partitions keep each one far below the embedded broker's ~5 MiB retention.
     for topic in ("input", "scores", "alerts", "dlq"):
-        create_topic(handle, names[topic], partitions=16)
+        create_topic(handle, names[topic], partitions=PARTITIONS)
     configure(project, names, **{"batch.max_size": 1000, "guarantee": guarantee})
     fast_group(project)
     values, good, poison = inputs(project)
@@ -79,7 +127,7 @@ def crash_loop(handle: BrokerHandle, project: Path, guarantee: str) -> CrashRun:
         # some kills land there (they show up as duplicates).
         handle.faults.set_rtt(-1, 20)
     try:
-        stream_in_and_kill(project, names, bootstrap, values, consume)
+        ahead_at_kills = stream_in_and_kill(project, names, bootstrap, values, consume)
     finally:
         if handle.faults is not None:
             handle.faults.reset()
@@ -90,7 +138,7 @@ def crash_loop(handle: BrokerHandle, project: Path, guarantee: str) -> CrashRun:
     for output in ("scores", "dlq"):  # a broker that dropped outputs is not a lost output
         everything = dict.fromkeys(partitions(bootstrap, names[output]), 0)
         assert_retained(bootstrap, names[output], everything)
-    return CrashRun(names, good, poison, progress(bootstrap, names))
+    return CrashRun(names, good, poison, progress(bootstrap, names), ahead_at_kills)
 
 
 def progress(bootstrap: str, names: dict[str, str]) -> int:
@@ -99,16 +147,22 @@ def progress(bootstrap: str, names: dict[str, str]) -> int:
 
 def stream_in_and_kill(
     project: Path, names: dict[str, str], bootstrap: str, values: list[bytes], consume: list[str]
-) -> None:
+) -> list[int]:
     """A tenth of the inputs is produced as each instance starts, so it meets a growing
-    backlog; it is SIGKILLed at a random point after its first commit."""
+    backlog; it is SIGKILLed at a random point after its first commit. After each kill, the
+    committed offsets are read and then the outputs: returns, per kill, how many committed
+    records had no output (a commit ahead of its outputs)."""
     rng = random.Random(7)
     chunk = len(values) // KILLS
+    ahead_at_kills = []
     with ThreadPoolExecutor(1) as producer:
         streaming = []
         for kill in range(KILLS):
-            sending = values[kill * chunk : (kill + 1) * chunk]
-            streaming.append(producer.submit(produce, bootstrap, names["input"], sending))
+            start = kill * chunk
+            sending = values[start : start + chunk]
+            streaming.append(
+                producer.submit(produce_in_order, bootstrap, names["input"], sending, start)
+            )
             before = progress(bootstrap, names)
             service = subprocess.Popen(
                 consume, cwd=project, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
@@ -121,8 +175,11 @@ def stream_in_and_kill(
             finally:
                 service.send_signal(signal.SIGKILL)
                 service.wait(timeout=10)
+            done = claimed(committed(bootstrap, names["group"], names["input"]))
+            ahead_at_kills.append(len(missing_outputs(bootstrap, names["scores"], done, 30)))
         for sent in streaming:
             sent.result(timeout=120)
+    return ahead_at_kills
 
 
 def reconciliation(run: CrashRun, outputs: Counter[str], dead: Counter[bytes]) -> str:
@@ -148,8 +205,10 @@ def check_nothing_lost(
     )
     dead = Counter(m.value() for m in read_topic(bootstrap, run.names["dlq"], timeout_s=60))
     table = reconciliation(run, outputs, dead)
+    table += f"\ncommitted records without output, after each kill: {run.ahead_at_kills}"
     with capsys.disabled():
         sys.stdout.write(f"\ncrash loop, {title}, {KILLS} SIGKILLs:\n{table}\n")
+    assert not any(run.ahead_at_kills), table
     assert run.committed == TOTAL
     assert run.good <= outputs.keys(), table
     assert run.poison <= dead.keys(), table
