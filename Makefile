@@ -35,10 +35,11 @@ lint: $(STAMP)
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
 
-## bench: side-by-side benchmarks (installs kedro-boot and Quix Streams)
+## bench: side-by-side benchmarks (installs kedro-boot)
 bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e ".[dev,bench]"
 	$(BIN)/python bench/session_overhead.py
+	$(BIN)/python bench/throughput.py
 
 ## soak: 1 000 000 records through `kedro stream consume`; throughput and memory per window
 soak: $(STAMP)

@@ -1,0 +1,391 @@
+"""Throughput of one job run several ways, side by side against the same broker and records.
+
+The job: consume a micro-batch of payments → decode (JSON or schemaless Avro) → score with the
+``scoring`` namespace's logic → encode the scores and alerts as JSON → produce → commit after
+every output is acknowledged. Ways:
+  raw         a hand-written confluent-kafka loop calling the plain node functions: the limit
+  stream      ``kedro stream consume`` (a subprocess, as a user starts it)
+  kedro-boot  kedro-boot 0.3.0's ``session.run`` inside the hand-written loop
+  session     a fresh ``KedroSession`` per batch inside the hand-written loop
+Throughput is counted between a way's first and last commit, so start-up (Kedro boot, group
+join) is left out for every way alike. Then end-to-end latency of ``kedro stream consume`` at
+a fixed rate: output record timestamp minus input record timestamp (both set by producers on
+this host).
+
+Usage: python bench/throughput.py [--records 200000] [--formats json,avro] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import re
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("KEDRO_DISABLE_TELEMETRY", "1")
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import fastavro
+import pandas as pd
+import yaml
+from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
+
+from kedro_stream.kafka.embedded import EmbeddedBroker
+from session_overhead import PROJECT, prepare, variants
+
+KEDRO = str(Path(sys.executable).with_name("kedro"))
+SCHEMA = fastavro.parse_schema(json.loads((PROJECT / "schemas/payment.avsc").read_text()))
+_CONSUMED = re.compile(r"^kedro_stream_records_consumed_total\{[^}]*\} (\S+)$", re.MULTILINE)
+Transform = Callable[[pd.DataFrame], tuple[pd.DataFrame, pd.DataFrame]]
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+# ------------------------------------------------------------------------------- records
+
+
+def encode_inputs(events: pd.DataFrame, count: int, fmt: str) -> list[bytes]:
+    records = json.loads(events.to_json(orient="records"))
+    values = []
+    for i in range(count):
+        record = {**records[i % len(records)], "payment_id": f"b-{i}"}
+        if fmt == "json":
+            values.append(json.dumps(record).encode())
+        else:
+            out = io.BytesIO()
+            fastavro.schemaless_writer(out, SCHEMA, record)
+            values.append(out.getvalue())
+    return values
+
+
+def create_topics(broker: EmbeddedBroker, topic: str, partitions: int) -> None:
+    """The input and every way's outputs, all with ``partitions`` (the mock's auto-created
+    topics get 4, and keeps ~5 MiB a partition)."""
+    for suffix in ("", "-raw-scores", "-raw-alerts", "-stream-scores", "-stream-alerts"):
+        broker.faults.create_topic(topic + suffix, partitions)
+    broker.faults.create_topic(f"{topic}-stream-dlq", 1)
+
+
+def produce(bootstrap: str, topic: str, values: list[bytes], partitions: int) -> None:
+    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 20})
+    for i, value in enumerate(values):
+        while True:
+            try:
+                producer.produce(topic, value, partition=i % partitions)
+                break
+            except BufferError:
+                producer.poll(0.05)
+        producer.poll(0)
+    if producer.flush(60):
+        raise SystemExit(f"inputs to {topic} not acknowledged")
+
+
+# ---------------------------------------------------------------- the hand-written loop
+
+
+def decoder(fmt: str) -> Callable[[bytes], dict[str, Any]]:
+    if fmt == "json":
+        return json.loads
+    return lambda value: fastavro.schemaless_reader(io.BytesIO(value), SCHEMA)
+
+
+def hand_written_loop(
+    bootstrap: str, topic: str, fmt: str, *, total: int, transform: Transform, batch_size: int
+) -> tuple[float, float, int]:
+    """(first commit time, last commit time, records in the first batch)."""
+    decode = decoder(fmt)
+    run = uuid.uuid4().hex[:8]
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"bench-raw-{run}",
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+            "fetch.wait.max.ms": 20,
+        }
+    )
+    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5, "acks": "all"})
+    failed: list[KafkaError] = []
+
+    def delivered(error: KafkaError | None, _message: Message) -> None:
+        if error is not None:
+            failed.append(error)
+
+    consumer.subscribe([topic])
+    done, first_at, first_batch = 0, 0.0, 0
+    try:
+        while done < total:
+            messages = [m for m in consumer.consume(batch_size, 0.1) if m.error() is None]
+            if not messages:
+                continue
+            batch = pd.DataFrame.from_records([decode(m.value()) for m in messages])
+            scores, alerts = transform(batch)
+            for name, frame, key in (("scores", scores, "payment_id"), ("alerts", alerts, None)):
+                lines = frame.to_json(orient="records", lines=True).splitlines()
+                keys = frame[key].astype(str).tolist() if key else [None] * len(lines)
+                for line, k in zip(lines, keys, strict=True):
+                    producer.produce(
+                        f"{topic}-raw-{name}", line.encode(), key=k, on_delivery=delivered
+                    )
+                producer.poll(0)
+            if producer.flush(30) or failed:
+                raise SystemExit(f"outputs not acknowledged: {failed[:1]}")
+            ends: dict[int, int] = {}
+            for m in messages:
+                ends[m.partition()] = max(ends.get(m.partition(), 0), m.offset() + 1)
+            consumer.commit(
+                offsets=[TopicPartition(topic, p, o) for p, o in ends.items()], asynchronous=False
+            )
+            done += len(messages)
+            if not first_at:
+                first_at, first_batch = time.perf_counter(), len(messages)
+        return first_at, time.perf_counter(), first_batch
+    finally:
+        consumer.close()
+
+
+# ----------------------------------------------------------------- kedro stream consume
+
+
+def stream_project(workdir: Path, topic: str, fmt: str, batch_size: int, wait_ms: int) -> Path:
+    """A copy of the example project whose stream reads ``topic`` in ``fmt``."""
+    project = workdir / f"project-{uuid.uuid4().hex[:8]}"
+    shutil.copytree(
+        PROJECT,
+        project,
+        ignore=shutil.ignore_patterns(".venv", ".git", "__pycache__", "bench", "tests", "deploy"),
+    )
+    path = project / "conf/base/stream.yml"
+    config = yaml.safe_load(path.read_text())
+    stream = config["streams"]["payment-scoring"]
+    stream["group_id"] = f"bench-stream-{uuid.uuid4().hex[:8]}"
+    stream["input"].update({"topics": [topic], "format": fmt})
+    stream["outputs"]["scores"]["topic"] = f"{topic}-stream-scores"
+    stream["outputs"]["alerts"]["topic"] = f"{topic}-stream-alerts"
+    stream["dead_letter_topic"] = f"{topic}-stream-dlq"
+    stream["batch"] = {"max_size": batch_size, "max_wait_ms": wait_ms}
+    config["kafka"]["consumer"]["fetch.wait.max.ms"] = 20
+    path.write_text(yaml.safe_dump(config))
+    return project
+
+
+def start_stream(project: Path, topic: str, bootstrap: str) -> tuple[subprocess.Popen[str], str]:
+    command = [KEDRO, "stream", "consume", "--topic", topic, "--bootstrap-servers", bootstrap]
+    command += ["--metrics-port", "0"]
+    service = subprocess.Popen(
+        command, cwd=project, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
+    )
+    assert service.stdout is not None
+    for line in service.stdout:
+        if line.startswith("metrics="):
+            return service, line.strip().removeprefix("metrics=")
+    raise SystemExit(f"kedro stream consume exited ({service.wait()}) before serving /metrics")
+
+
+def consumed(metrics_url: str) -> int:
+    with urllib.request.urlopen(metrics_url, timeout=5) as response:
+        return int(sum(float(v) for v in _CONSUMED.findall(response.read().decode())))
+
+
+def stop(service: subprocess.Popen[str]) -> None:
+    service.send_signal(signal.SIGTERM)
+    try:
+        service.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        service.kill()
+
+
+def stream_way(
+    workdir: Path, bootstrap: str, topic: str, fmt: str, *, total: int, batch_size: int
+) -> tuple[float, float, int]:
+    project = stream_project(workdir, topic, fmt, batch_size, wait_ms=100)
+    service, metrics_url = start_stream(project, topic, bootstrap)
+    first_at, first_batch = 0.0, 0
+    try:
+        deadline = time.monotonic() + 600
+        while time.monotonic() < deadline:
+            count = consumed(metrics_url)
+            now = time.perf_counter()
+            if count and not first_at:
+                first_at, first_batch = now, count
+            if count >= total:
+                return first_at, now, first_batch
+            time.sleep(0.01)  # sampling cadence: ±10 ms on runs of many seconds
+        raise SystemExit("kedro stream consume did not finish within 600 s")
+    finally:
+        stop(service)
+
+
+# ------------------------------------------------------------------------------ latency
+
+
+def latency(
+    workdir: Path, broker: EmbeddedBroker, partitions: int, rate: int, seconds: float
+) -> list[float]:
+    """Milliseconds from each input's timestamp to its score's, at ``rate`` records/s."""
+    bootstrap = broker.bootstrap_servers
+    topic = f"latency-{uuid.uuid4().hex[:8]}"
+    create_topics(broker, topic, partitions)
+    events, _, _ = prepare()
+    values = encode_inputs(events, int(rate * seconds), "json")
+    produce(bootstrap, topic, values[:partitions], partitions)  # warm-up records
+    project = stream_project(workdir, topic, "json", batch_size=1000, wait_ms=5)
+    service, metrics_url = start_stream(project, topic, bootstrap)
+    try:
+        while consumed(metrics_url) < partitions:
+            time.sleep(0.05)
+        producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 0})
+        started = time.perf_counter()
+        for i, value in enumerate(values[partitions:], 1):
+            ahead = i / rate - (time.perf_counter() - started)
+            if ahead > 0:
+                time.sleep(ahead)  # pacing at the fixed rate
+            producer.produce(topic, value, partition=i % partitions)
+            producer.poll(0)
+        producer.flush(30)
+        while consumed(metrics_url) < len(values):
+            time.sleep(0.05)
+    finally:
+        stop(service)
+    reader = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"lat-{topic}",
+            "auto.offset.reset": "earliest",
+        }
+    )
+    reader.subscribe([topic, f"{topic}-stream-scores"])
+    sent: dict[str, int] = {}
+    scored: dict[str, int] = {}
+    deadline = time.monotonic() + 60
+    while len(scored) < len(values) - partitions and time.monotonic() < deadline:
+        for m in reader.consume(5000, 0.5):
+            if m.error() is None:
+                payment_id = json.loads(m.value())["payment_id"]
+                target = scored if m.topic().endswith("-scores") else sent
+                target[payment_id] = m.timestamp()[1]
+    reader.close()
+    skip = {f"b-{i}" for i in range(partitions)}  # the warm-up records
+    return [float(scored[k] - sent[k]) for k in scored if k in sent and k not in skip]
+
+
+# ---------------------------------------------------------------------------------- main
+
+
+def by_name(outputs: dict[str, pd.DataFrame]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """kedro-boot returns its outputs by dataset name."""
+    named = {name.rsplit(".", 1)[-1]: frame for name, frame in outputs.items()}
+    return named["scores"], named["alerts"]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--records", type=int, default=200_000)
+    parser.add_argument("--formats", default="json,avro")
+    parser.add_argument("--ways", default="raw,stream,kedro-boot,session")
+    parser.add_argument("--batch-size", type=int, default=1000)
+    parser.add_argument("--partitions", type=int, default=16)
+    parser.add_argument("--latency-rate", type=int, default=1000)
+    parser.add_argument("--latency-seconds", type=float, default=20.0)
+    parser.add_argument("--json", action="store_true", help="End with one JSON line.")
+    args = parser.parse_args()
+    ways = args.ways.split(",")
+
+    events, model, threshold = prepare()
+    runs = variants(model, threshold)
+    transforms: dict[str, Transform] = {
+        "raw": runs["floor"],
+        "kedro-boot": lambda batch: by_name(runs["kedro-boot"](batch)),
+        "session": runs["session"],
+    }
+    results: dict[str, float] = {}
+    with (
+        EmbeddedBroker.start() as broker,
+        tempfile.TemporaryDirectory() as tmp,
+    ):
+        bootstrap = broker.bootstrap_servers
+        for fmt in args.formats.split(","):
+            topic = f"bench-{fmt}-{uuid.uuid4().hex[:8]}"
+            log(f"{fmt}: producing {args.records} payments to {topic} ...")
+            create_topics(broker, topic, args.partitions)
+            produce(bootstrap, topic, encode_inputs(events, args.records, fmt), args.partitions)
+            for way in ways:
+                log(f"{fmt}: {way} ...")
+                if way == "stream":
+                    first, last, first_batch = stream_way(
+                        Path(tmp),
+                        bootstrap,
+                        topic,
+                        fmt,
+                        total=args.records,
+                        batch_size=args.batch_size,
+                    )
+                else:
+                    first, last, first_batch = hand_written_loop(
+                        bootstrap,
+                        topic,
+                        fmt,
+                        total=args.records,
+                        transform=transforms[way],
+                        batch_size=args.batch_size,
+                    )
+                results[f"{way}_{fmt}"] = (args.records - first_batch) / (last - first)
+                log(f"{fmt}: {way}: {results[f'{way}_{fmt}']:.0f} records/s")
+        lat = latency(Path(tmp), broker, args.partitions, args.latency_rate, args.latency_seconds)
+
+    formats = args.formats.split(",")
+    print(
+        f"\nrecords/s between first and last commit ({args.records} payments, batches of "
+        f"{args.batch_size}, {args.partitions} partitions, embedded broker)"
+    )
+    print(
+        f"{'way':<12}"
+        + "".join(f"{f:>10}" for f in formats)
+        + "".join(f"{'vs raw ' + f:>14}" for f in formats)
+    )
+    for way in ways:
+        rates = [results[f"{way}_{f}"] for f in formats]
+        ratios = (
+            [results[f"{way}_{f}"] / results[f"raw_{f}"] for f in formats] if "raw" in ways else []
+        )
+        print(
+            f"{way:<12}"
+            + "".join(f"{r:>10.0f}" for r in rates)
+            + "".join(f"{r:>14.2f}" for r in ratios)
+        )
+    quantiles = statistics.quantiles(lat, n=100, method="inclusive")
+    print(
+        f"\nend-to-end latency of kedro stream consume at {args.latency_rate} records/s "
+        f"({len(lat)} records): p50 {quantiles[49]:.0f} ms, p99 {quantiles[98]:.0f} ms, "
+        f"max {max(lat):.0f} ms"
+    )
+    if args.json:
+        summary: dict[str, float] = {f"records_per_s_{k}": round(v) for k, v in results.items()}
+        if "raw" in ways and "stream" in ways:
+            for f in formats:
+                summary[f"ratio_vs_raw_{f}"] = round(
+                    results[f"stream_{f}"] / results[f"raw_{f}"], 3
+                )
+        summary["e2e_p50_ms"] = round(quantiles[49], 1)
+        summary["e2e_p99_ms"] = round(quantiles[98], 1)
+        print(json.dumps(summary))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
