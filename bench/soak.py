@@ -17,14 +17,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
-import signal
 import statistics
 import subprocess
 import sys
 import threading
 import time
-import urllib.request
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,9 +33,8 @@ TOPICS = ("payments", "payment-scores", "payment-alerts", "payments.dlq")
 
 from confluent_kafka import Producer  # noqa: E402
 
+import consume_process  # noqa: E402
 from kedro_stream.kafka.embedded import EmbeddedBroker  # noqa: E402
-
-_CONSUMED = re.compile(r"^kedro_stream_records_consumed_total\{[^}]*\} (\S+)$", re.MULTILINE)
 
 
 @dataclass
@@ -58,12 +54,6 @@ def ensure_model(project: Path) -> None:
 def payment_values(project: Path) -> list[bytes]:
     lines = (project / "data/01_raw/payments.jsonl").read_bytes().splitlines()
     return [line for line in lines if line.strip()]
-
-
-def consumed(metrics_url: str) -> int:
-    with urllib.request.urlopen(metrics_url, timeout=5) as response:
-        text = response.read().decode()
-    return int(sum(float(v) for v in _CONSUMED.findall(text)))
 
 
 def rss_mib(pid: int) -> float:
@@ -124,29 +114,10 @@ class Feeder(threading.Thread):
 def start_service(
     bootstrap: str, args: argparse.Namespace, log: Path
 ) -> tuple[subprocess.Popen[str], str]:
-    command = [
-        KEDRO,
-        "stream",
-        "consume",
-        "--topic",
-        "payments",
-        "--bootstrap-servers",
-        bootstrap,
-        "--group-id",
-        f"soak-{uuid.uuid4().hex[:8]}",
-        "--max-batch-size",
-        str(args.batch_size),
-        "--metrics-port",
-        "0",
-    ]
-    service = subprocess.Popen(
-        command, cwd=args.project, stdout=subprocess.PIPE, stderr=log.open("w"), text=True
-    )
-    assert service.stdout is not None
-    for line in service.stdout:
-        if line.startswith("metrics="):
-            return service, line.strip().removeprefix("metrics=")
-    raise SystemExit(f"the service exited ({service.wait()}) before serving /metrics")
+    options = ["--topic", "payments", "--bootstrap-servers", bootstrap]
+    options += ["--group-id", f"soak-{uuid.uuid4().hex[:8]}"]
+    options += ["--max-batch-size", str(args.batch_size)]
+    return consume_process.start(options, cwd=args.project, stderr=log.open("w"))
 
 
 def soak(bootstrap: str, args: argparse.Namespace) -> list[Window]:
@@ -166,7 +137,7 @@ def soak(bootstrap: str, args: argparse.Namespace) -> list[Window]:
                 raise SystemExit(f"the producer failed: {feeder.error}")
             if service.poll() is not None:
                 raise SystemExit(f"the service exited with {service.returncode}")
-            count = consumed(metrics_url)
+            count = consume_process.consumed(metrics_url)
             feeder.done_by_service = count
             now = time.monotonic()
             if count > progressed_count:
@@ -192,11 +163,7 @@ def soak(bootstrap: str, args: argparse.Namespace) -> list[Window]:
                 )
                 last_at, last_count = now, count
     finally:
-        service.send_signal(signal.SIGTERM)
-        try:
-            service.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            service.kill()
+        consume_process.stop(service)
     return windows
 
 

@@ -21,15 +21,12 @@ import argparse
 import io
 import json
 import os
-import re
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -43,12 +40,11 @@ import pandas as pd
 import yaml
 from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
 
+import consume_process
 from kedro_stream.kafka.embedded import EmbeddedBroker
 from session_overhead import PROJECT, prepare, variants
 
-KEDRO = str(Path(sys.executable).with_name("kedro"))
 SCHEMA = fastavro.parse_schema(json.loads((PROJECT / "schemas/payment.avsc").read_text()))
-_CONSUMED = re.compile(r"^kedro_stream_records_consumed_total\{[^}]*\} (\S+)$", re.MULTILINE)
 Transform = Callable[[pd.DataFrame], tuple[pd.DataFrame, pd.DataFrame]]
 
 
@@ -185,29 +181,7 @@ def stream_project(workdir: Path, topic: str, fmt: str, batch_size: int, wait_ms
 
 
 def start_stream(project: Path, topic: str, bootstrap: str) -> tuple[subprocess.Popen[str], str]:
-    command = [KEDRO, "stream", "consume", "--topic", topic, "--bootstrap-servers", bootstrap]
-    command += ["--metrics-port", "0"]
-    service = subprocess.Popen(
-        command, cwd=project, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
-    )
-    assert service.stdout is not None
-    for line in service.stdout:
-        if line.startswith("metrics="):
-            return service, line.strip().removeprefix("metrics=")
-    raise SystemExit(f"kedro stream consume exited ({service.wait()}) before serving /metrics")
-
-
-def consumed(metrics_url: str) -> int:
-    with urllib.request.urlopen(metrics_url, timeout=5) as response:
-        return int(sum(float(v) for v in _CONSUMED.findall(response.read().decode())))
-
-
-def stop(service: subprocess.Popen[str]) -> None:
-    service.send_signal(signal.SIGTERM)
-    try:
-        service.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        service.kill()
+    return consume_process.start(["--topic", topic, "--bootstrap-servers", bootstrap], cwd=project)
 
 
 def stream_way(
@@ -219,7 +193,7 @@ def stream_way(
     try:
         deadline = time.monotonic() + 600
         while time.monotonic() < deadline:
-            count = consumed(metrics_url)
+            count = consume_process.consumed(metrics_url)
             now = time.perf_counter()
             if count and not first_at:
                 first_at, first_batch = now, count
@@ -228,7 +202,7 @@ def stream_way(
             time.sleep(0.01)  # sampling cadence: ±10 ms on runs of many seconds
         raise SystemExit("kedro stream consume did not finish within 600 s")
     finally:
-        stop(service)
+        consume_process.stop(service)
 
 
 # ------------------------------------------------------------------------------ latency
@@ -247,7 +221,7 @@ def latency(
     project = stream_project(workdir, topic, "json", batch_size=1000, wait_ms=5)
     service, metrics_url = start_stream(project, topic, bootstrap)
     try:
-        while consumed(metrics_url) < partitions:
+        while consume_process.consumed(metrics_url) < partitions:
             time.sleep(0.05)
         producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 0})
         started = time.perf_counter()
@@ -258,10 +232,10 @@ def latency(
             producer.produce(topic, value, partition=i % partitions)
             producer.poll(0)
         producer.flush(30)
-        while consumed(metrics_url) < len(values):
+        while consume_process.consumed(metrics_url) < len(values):
             time.sleep(0.05)
     finally:
-        stop(service)
+        consume_process.stop(service)
     reader = Consumer(
         {
             "bootstrap.servers": bootstrap,
