@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import io
 import json
-import math
 from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 import fastavro
+import orjson
 from fastavro.validation import ValidationError, validate
 
 from kedro_stream.config import NO_REGISTRY, ConfigError, Format, KafkaConfig, StreamConfig
@@ -78,19 +78,19 @@ def _check(record: Any, schema: dict[str, Any] | None) -> dict[str, Any]:
 
 
 def _json_default(value: Any) -> Any:
+    """Types orjson leaves to us: pandas' Timestamp and other datetime-likes, numpy scalars."""
     if hasattr(value, "isoformat"):
         return value.isoformat()
-    if hasattr(value, "item"):  # numpy scalars
+    if hasattr(value, "item"):
         return value.item()
     raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 
-def _finite(record: Mapping[str, Any]) -> dict[str, Any]:
-    """JSON has no NaN: pandas' missing floats become null."""
-    return {k: None if isinstance(v, float) and math.isnan(v) else v for k, v in record.items()}
-
-
 class JsonCodec:
+    """orjson rather than the standard library: 5-10x faster both ways, the same shortest
+    round-trip float text, and no NaN or Infinity literals (not JSON). JSON has no NaN: pandas'
+    missing floats, and infinities, are written as null."""
+
     def __init__(self, schema: dict[str, Any] | None) -> None:
         self.schema = schema
         self.fields = _fields(schema)
@@ -99,18 +99,19 @@ class JsonCodec:
         if value is None:
             raise DecodeError("empty message (null value)")
         try:
-            record = json.loads(value)
-        except (UnicodeDecodeError, ValueError, RecursionError) as exc:  # deep nesting recurses
+            record = orjson.loads(value)
+        except orjson.JSONDecodeError as exc:  # also invalid UTF-8 and nesting past 1024
             raise DecodeError(f"not JSON: {_first_line(exc)}") from None
         return _check(record, self.schema)
 
     def encode(self, record: Mapping[str, Any]) -> bytes:
         try:
-            return json.dumps(
-                _finite(record), separators=(",", ":"), default=_json_default, allow_nan=False
-            ).encode()
-        except (TypeError, ValueError) as exc:
+            return orjson.dumps(record, default=_json_default, option=_ORJSON_OPTIONS)
+        except (TypeError, orjson.JSONEncodeError) as exc:
             raise EncodeError(_first_line(exc)) from exc
+
+
+_ORJSON_OPTIONS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
 
 
 class AvroCodec:
