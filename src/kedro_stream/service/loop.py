@@ -38,6 +38,7 @@ from kedro_stream.session import StreamSession
 logger = logging.getLogger(__name__)
 _CLIENT_TIMEOUT_S = 30.0
 _PAUSE_AFTER_S = 2.0
+_METADATA = frozenset(METADATA_COLUMNS)
 
 
 class StreamStopped(KedroStreamError):
@@ -327,15 +328,17 @@ class StreamService:
     ) -> list[Outgoing]:
         messages = []
         for record in records_of(data):
-            source = (record.get("_topic"), record.get("_partition"), record.get("_offset"))
-            body = {k: v for k, v in record.items() if k not in METADATA_COLUMNS}
-            key = body.get(output.key) if output.key else None
+            body, headers = record, []
+            if not _METADATA.isdisjoint(record):  # copy only records that carry metadata
+                source = (record.get("_topic"), record.get("_partition"), record.get("_offset"))
+                body = {k: v for k, v in record.items() if k not in _METADATA}
+                headers = list(source_headers.get(source, []))
             messages.append(
                 Outgoing(
                     topic=output.topic,
                     value=output.codec.encode(body),
-                    key=None if key is None else str(key).encode(),
-                    headers=list(source_headers.get(source, [])),
+                    key=_key(body, output.key),
+                    headers=headers,
                 )
             )
         return messages
@@ -388,6 +391,11 @@ class StreamService:
             _abort(protocol)
             raise StreamStopped(f"Could not dead-letter a failed batch: {_one_line(exc)}") from exc
         self._committed(batch, [], dead=len(dead), stage="pipeline")
+
+
+def _key(record: Mapping[str, Any], field: str | None) -> bytes | None:
+    value = record.get(field) if field else None
+    return None if value is None else str(value).encode()
 
 
 def _input_name(inputs: Mapping[str, str], stream: StreamConfig) -> str:
