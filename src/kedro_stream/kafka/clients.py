@@ -19,7 +19,9 @@ _CONSUMER_DEFAULTS = {
     "auto.offset.reset": "earliest",
     "partition.assignment.strategy": "cooperative-sticky",
 }
-_PRODUCER_DEFAULTS = {"linger.ms": 5}
+# Delivery reports only for failures: the commit protocol learns of success from ``flush``
+# returning with nothing pending, and a Python callback per acknowledged record costs ~1 µs.
+_PRODUCER_DEFAULTS = {"linger.ms": 5, "delivery.report.only.error": True}
 _PRODUCER_FIXED = {"enable.idempotence": True, "acks": "all"}
 
 

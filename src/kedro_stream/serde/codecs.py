@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -20,6 +20,7 @@ import orjson
 from fastavro.validation import ValidationError, validate
 
 from kedro_stream.config import NO_REGISTRY, ConfigError, Format, KafkaConfig, StreamConfig
+from kedro_stream.serde.validation import quick_check
 
 if TYPE_CHECKING:
     from confluent_kafka.schema_registry import SchemaRegistryClient
@@ -61,10 +62,14 @@ def _first_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text[0] if text else ''}"[:500]
 
 
-def _check(record: Any, schema: dict[str, Any] | None) -> dict[str, Any]:
+def _check(
+    record: Any,
+    schema: dict[str, Any] | None,
+    quick: Callable[[dict[str, Any]], bool] | None = None,
+) -> dict[str, Any]:
     if not isinstance(record, dict):
         raise DecodeError(f"expected a JSON object, got {type(record).__name__}")
-    if schema is not None:
+    if schema is not None and (quick is None or not quick(record)):
         try:
             validate(record, schema, raise_errors=True)
         except ValidationError as exc:
@@ -94,6 +99,7 @@ class JsonCodec:
     def __init__(self, schema: dict[str, Any] | None) -> None:
         self.schema = schema
         self.fields = _fields(schema)
+        self._quick = quick_check(schema) if schema is not None else None
 
     def decode(self, value: bytes | None) -> dict[str, Any]:
         if value is None:
@@ -102,7 +108,7 @@ class JsonCodec:
             record = orjson.loads(value)
         except orjson.JSONDecodeError as exc:  # also invalid UTF-8 and nesting past 1024
             raise DecodeError(f"not JSON: {_first_line(exc)}") from None
-        return _check(record, self.schema)
+        return _check(record, self.schema, self._quick)
 
     def encode(self, record: Mapping[str, Any]) -> bytes:
         try:

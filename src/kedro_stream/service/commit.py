@@ -128,7 +128,7 @@ def _produce(
                 break
             except BufferError:  # local queue full: let deliveries drain, then retry
                 producer.poll(0.05)
-        producer.poll(0)
+    producer.poll(0)  # serve the failure reports that are already in
 
 
 class AtLeastOnce:

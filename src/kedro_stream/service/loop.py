@@ -326,21 +326,15 @@ class StreamService:
     def _encode(
         output: _Output, data: Any, source_headers: dict[tuple[str, int, int], Any]
     ) -> list[Outgoing]:
+        topic, encode, key_field = output.topic, output.codec.encode, output.key
         messages = []
         for record in records_of(data):
-            body, headers = record, []
+            body, headers = record, None
             if not _METADATA.isdisjoint(record):  # copy only records that carry metadata
                 source = (record.get("_topic"), record.get("_partition"), record.get("_offset"))
                 body = {k: v for k, v in record.items() if k not in _METADATA}
                 headers = list(source_headers.get(source, []))
-            messages.append(
-                Outgoing(
-                    topic=output.topic,
-                    value=output.codec.encode(body),
-                    key=_key(body, output.key),
-                    headers=headers,
-                )
-            )
+            messages.append(Outgoing(topic, encode(body), _key(body, key_field), headers))
         return messages
 
     def _offsets(self, batch: Batch) -> list[TopicPartition]:
