@@ -13,6 +13,9 @@ from typing import IO
 
 KEDRO = str(Path(sys.executable).with_name("kedro"))
 _CONSUMED = re.compile(r"^kedro_stream_records_consumed_total\{[^}]*\} (\S+)$", re.MULTILINE)
+_LAST_COMMIT = re.compile(
+    r"^kedro_stream_last_commit_timestamp_seconds\{[^}]*\} (\S+)$", re.MULTILINE
+)
 
 
 def start(
@@ -30,8 +33,15 @@ def start(
 
 def consumed(metrics_url: str) -> int:
     """Records the service has committed, summed over its input topics."""
+    return progress(metrics_url)[0]
+
+
+def progress(metrics_url: str) -> tuple[int, float]:
+    """Records committed, and the wall-clock time of the last commit (0 before the first)."""
     with urllib.request.urlopen(metrics_url, timeout=5) as response:
-        return int(sum(float(v) for v in _CONSUMED.findall(response.read().decode())))
+        text = response.read().decode()
+    last = _LAST_COMMIT.findall(text)
+    return int(sum(float(v) for v in _CONSUMED.findall(text))), float(last[0]) if last else 0.0
 
 
 def stop(service: subprocess.Popen[str]) -> None:

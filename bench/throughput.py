@@ -1,18 +1,23 @@
-"""Throughput of one job run several ways, side by side against the same broker and records.
+"""Throughput of one job run five ways, side by side against the same broker and records.
 
 The job: consume a micro-batch of payments → decode (JSON or schemaless Avro) → score with the
 ``scoring`` namespace's logic → encode the scores and alerts as JSON → produce → commit after
 every output is acknowledged. Ways:
-  raw         a hand-written confluent-kafka loop calling the plain node functions: the limit
-  stream      ``kedro stream consume`` (a subprocess, as a user starts it)
-  kedro-boot  kedro-boot 0.3.0's ``session.run`` inside the hand-written loop
-  session     a fresh ``KedroSession`` per batch inside the hand-written loop
+  raw         (a) a hand-written confluent-kafka loop calling the plain node functions: the limit
+  stream      (b) ``kedro stream consume`` (a subprocess, as a user starts it)
+  quix        (c) a Quix Streams 3.28 application (``bench/quix_app.py``, a virtualenv of its
+              own): a per-record port of the scoring logic, committing every batch-size records
+  kedro-boot  (d) kedro-boot 0.3.0's ``session.run`` inside the hand-written loop
+  session     (e) a fresh ``KedroSession`` per batch inside the hand-written loop
 Throughput is counted between a way's first and last commit, so start-up (Kedro boot, group
 join) is left out for every way alike. Then end-to-end latency of ``kedro stream consume`` at
 a fixed rate: output record timestamp minus input record timestamp (both set by producers on
 this host).
 
-Usage: python bench/throughput.py [--records 200000] [--formats json,avro] [--json]
+Usage: python bench/throughput.py [--records 200000] [--formats json,avro] [--ways ...] [--json]
+With --json the last line is one JSON object: ``records_per_s`` per way and format,
+``ratio_vs_raw`` and ``ratio_vs_quix`` (stream over each; the lower of the formats, with
+``*_by_format`` beside), ``e2e_p50_ms`` and ``e2e_p99_ms``.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +47,7 @@ import yaml
 from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
 
 import consume_process
+import quix_way
 from kedro_stream.kafka.embedded import EmbeddedBroker
 from session_overhead import PROJECT, prepare, variants
 
@@ -72,7 +79,8 @@ def encode_inputs(events: pd.DataFrame, count: int, fmt: str) -> list[bytes]:
 def create_topics(broker: EmbeddedBroker, topic: str, partitions: int) -> None:
     """The input and every way's outputs, all with ``partitions`` (the mock's auto-created
     topics get 4, and keeps ~5 MiB a partition)."""
-    for suffix in ("", "-raw-scores", "-raw-alerts", "-stream-scores", "-stream-alerts"):
+    suffixes = ("", "-raw-scores", "-raw-alerts", "-stream-scores", "-stream-alerts")
+    for suffix in (*suffixes, *quix_way.SUFFIXES):
         broker.faults.create_topic(topic + suffix, partitions)
     broker.faults.create_topic(f"{topic}-stream-dlq", 1)
 
@@ -158,7 +166,9 @@ def hand_written_loop(
 # ----------------------------------------------------------------- kedro stream consume
 
 
-def stream_project(workdir: Path, topic: str, fmt: str, batch_size: int, wait_ms: int) -> Path:
+def stream_project(
+    workdir: Path, topic: str, fmt: str, *, batch_size: int, wait_ms: int, fetch_wait_ms: int = 20
+) -> Path:
     """A copy of the example project whose stream reads ``topic`` in ``fmt``."""
     project = workdir / f"project-{uuid.uuid4().hex[:8]}"
     shutil.copytree(
@@ -175,7 +185,7 @@ def stream_project(workdir: Path, topic: str, fmt: str, batch_size: int, wait_ms
     stream["outputs"]["alerts"]["topic"] = f"{topic}-stream-alerts"
     stream["dead_letter_topic"] = f"{topic}-stream-dlq"
     stream["batch"] = {"max_size": batch_size, "max_wait_ms": wait_ms}
-    config["kafka"]["consumer"]["fetch.wait.max.ms"] = 20
+    config["kafka"]["consumer"]["fetch.wait.max.ms"] = fetch_wait_ms
     path.write_text(yaml.safe_dump(config))
     return project
 
@@ -187,19 +197,20 @@ def start_stream(project: Path, topic: str, bootstrap: str) -> tuple[subprocess.
 def stream_way(
     workdir: Path, bootstrap: str, topic: str, fmt: str, *, total: int, batch_size: int
 ) -> tuple[float, float, int]:
-    project = stream_project(workdir, topic, fmt, batch_size, wait_ms=100)
+    project = stream_project(workdir, topic, fmt, batch_size=batch_size, wait_ms=100)
     service, metrics_url = start_stream(project, topic, bootstrap)
-    first_at, first_batch = 0.0, 0
     try:
         deadline = time.monotonic() + 600
+        first_at, first_batch = 0.0, 0
+        while not first_at and time.monotonic() < deadline:
+            first_batch, first_at = consume_process.progress(metrics_url)
+            time.sleep(0.005)  # until the first commit, whose time the service reports
         while time.monotonic() < deadline:
-            count = consume_process.consumed(metrics_url)
-            now = time.perf_counter()
-            if count and not first_at:
-                first_at, first_batch = now, count
+            # Scrapes cost the service CPU: a few a second, as Prometheus' are rarer still.
+            count, last_at = consume_process.progress(metrics_url)
             if count >= total:
-                return first_at, now, first_batch
-            time.sleep(0.01)  # sampling cadence: ±10 ms on runs of many seconds
+                return first_at, last_at, first_batch
+            time.sleep(0.2)
         raise SystemExit("kedro stream consume did not finish within 600 s")
     finally:
         consume_process.stop(service)
@@ -218,7 +229,9 @@ def latency(
     events, _, _ = prepare()
     values = encode_inputs(events, int(rate * seconds), "json")
     produce(bootstrap, topic, values[:partitions], partitions)  # warm-up records
-    project = stream_project(workdir, topic, "json", batch_size=1000, wait_ms=5)
+    # The embedded broker answers a Fetch with no data only after its whole fetch.wait.max.ms
+    # (Apache Kafka answers as soon as a record arrives): 5 ms keeps that floor small.
+    project = stream_project(workdir, topic, "json", batch_size=1000, wait_ms=5, fetch_wait_ms=5)
     service, metrics_url = start_stream(project, topic, bootstrap)
     try:
         while consume_process.consumed(metrics_url) < partitions:
@@ -247,13 +260,16 @@ def latency(
     sent: dict[str, int] = {}
     scored: dict[str, int] = {}
     deadline = time.monotonic() + 60
-    while len(scored) < len(values) - partitions and time.monotonic() < deadline:
+    expected = len(values)  # both topics in full: they are read interleaved, not in order
+    while (len(scored) < expected or len(sent) < expected) and time.monotonic() < deadline:
         for m in reader.consume(5000, 0.5):
             if m.error() is None:
                 payment_id = json.loads(m.value())["payment_id"]
                 target = scored if m.topic().endswith("-scores") else sent
                 target[payment_id] = m.timestamp()[1]
     reader.close()
+    if len(scored) < expected or len(sent) < expected:
+        raise SystemExit(f"latency: read {len(sent)} inputs and {len(scored)} scores of {expected}")
     skip = {f"b-{i}" for i in range(partitions)}  # the warm-up records
     return [float(scored[k] - sent[k]) for k in scored if k in sent and k not in skip]
 
@@ -267,18 +283,115 @@ def by_name(outputs: dict[str, pd.DataFrame]) -> tuple[pd.DataFrame, pd.DataFram
     return named["scores"], named["alerts"]
 
 
+@dataclass(frozen=True)
+class Setup:
+    """What every way of one run shares."""
+
+    workdir: Path
+    bootstrap: str
+    total: int
+    batch_size: int
+    transforms: dict[str, Transform]
+    quix_python: Path | None
+    quix_params: Path
+
+
+def measure(way: str, fmt: str, topic: str, setup: Setup) -> tuple[float, float, int]:
+    """(first commit time, last commit time, records in the first commit) of one way."""
+    if way == "stream":
+        return stream_way(
+            setup.workdir,
+            setup.bootstrap,
+            topic,
+            fmt,
+            total=setup.total,
+            batch_size=setup.batch_size,
+        )
+    if way == "quix":
+        assert setup.quix_python is not None
+        return quix_way.run(
+            setup.quix_python,
+            bootstrap=setup.bootstrap,
+            topic=topic,
+            fmt=fmt,
+            total=setup.total,
+            params_path=setup.quix_params,
+            schema_path=PROJECT / "schemas/payment.avsc",
+            commit_every=setup.batch_size,
+        )
+    return hand_written_loop(
+        setup.bootstrap,
+        topic,
+        fmt,
+        total=setup.total,
+        transform=setup.transforms[way],
+        batch_size=setup.batch_size,
+    )
+
+
+def report(args: argparse.Namespace, rates: dict[str, dict[str, float]], lat: list[float]) -> None:
+    """The table, the targets, and with ``--json`` the summary line last."""
+    ways, formats = list(rates), args.formats.split(",")
+
+    def ratios(over: str) -> dict[str, float]:
+        if "stream" not in ways or over not in ways:
+            return {}
+        return {f: rates["stream"][f] / rates[over][f] for f in formats}
+
+    print(
+        f"\nrecords/s between first and last commit ({args.records} payments, batches of "
+        f"{args.batch_size}, {args.partitions} partitions, embedded broker)"
+    )
+    header = "".join(f"{f:>10}" for f in formats)
+    if "raw" in ways:
+        header += "".join(f"{'vs raw ' + f:>14}" for f in formats)
+    print(f"{'way':<12}{header}")
+    for way in ways:
+        line = "".join(f"{rates[way][f]:>10.0f}" for f in formats)
+        if "raw" in ways:
+            line += "".join(f"{rates[way][f] / rates['raw'][f]:>14.2f}" for f in formats)
+        print(f"{way:<12}{line}")
+    for over, target in (("raw", 0.8), ("quix", 3.0)):
+        for f, ratio in ratios(over).items():
+            print(f"stream / {over} ({f}): {ratio:.2f} (target >= {target:g})")
+    quantiles = statistics.quantiles(lat, n=100, method="inclusive")
+    print(
+        f"\nend-to-end latency of kedro stream consume at {args.latency_rate} records/s "
+        f"({len(lat)} records): p50 {quantiles[49]:.0f} ms, p99 {quantiles[98]:.0f} ms "
+        f"(target <= 50), max {max(lat):.0f} ms"
+    )
+    if args.json:
+        summary: dict[str, Any] = {
+            "records_per_s": {w: {f: round(r) for f, r in rates[w].items()} for w in ways}
+        }
+        for over in ("raw", "quix"):
+            if by_format := ratios(over):
+                summary[f"ratio_vs_{over}"] = round(min(by_format.values()), 3)
+                summary[f"ratio_vs_{over}_by_format"] = {
+                    f: round(r, 3) for f, r in by_format.items()
+                }
+        summary["e2e_p50_ms"] = round(quantiles[49], 1)
+        summary["e2e_p99_ms"] = round(quantiles[98], 1)
+        print(json.dumps(summary))
+
+
+WAYS = ("raw", "stream", "quix", "kedro-boot", "session")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--records", type=int, default=200_000)
     parser.add_argument("--formats", default="json,avro")
-    parser.add_argument("--ways", default="raw,stream,kedro-boot,session")
+    parser.add_argument("--ways", default=",".join(WAYS))
     parser.add_argument("--batch-size", type=int, default=1000)
     parser.add_argument("--partitions", type=int, default=16)
     parser.add_argument("--latency-rate", type=int, default=1000)
     parser.add_argument("--latency-seconds", type=float, default=20.0)
     parser.add_argument("--json", action="store_true", help="End with one JSON line.")
     args = parser.parse_args()
-    ways = args.ways.split(",")
+    ways, formats = args.ways.split(","), args.formats.split(",")
+    if unknown := set(ways) - set(WAYS):
+        parser.error(f"unknown ways {sorted(unknown)}; choose from {', '.join(WAYS)}")
 
     events, model, threshold = prepare()
     runs = variants(model, threshold)
@@ -287,77 +400,35 @@ def main() -> int:
         "kedro-boot": lambda batch: by_name(runs["kedro-boot"](batch)),
         "session": runs["session"],
     }
-    results: dict[str, float] = {}
+    quix_python = quix_way.ensure_env(PROJECT) if "quix" in ways else None
+    rates: dict[str, dict[str, float]] = {way: {} for way in ways}
     with (
         EmbeddedBroker.start() as broker,
         tempfile.TemporaryDirectory() as tmp,
     ):
         bootstrap = broker.bootstrap_servers
-        for fmt in args.formats.split(","):
+        setup = Setup(
+            workdir=Path(tmp),
+            bootstrap=bootstrap,
+            total=args.records,
+            batch_size=args.batch_size,
+            transforms=transforms,
+            quix_python=quix_python,
+            quix_params=quix_way.write_params(Path(tmp) / "quix-params.json", model, threshold),
+        )
+        for fmt in formats:
             topic = f"bench-{fmt}-{uuid.uuid4().hex[:8]}"
             log(f"{fmt}: producing {args.records} payments to {topic} ...")
             create_topics(broker, topic, args.partitions)
             produce(bootstrap, topic, encode_inputs(events, args.records, fmt), args.partitions)
             for way in ways:
                 log(f"{fmt}: {way} ...")
-                if way == "stream":
-                    first, last, first_batch = stream_way(
-                        Path(tmp),
-                        bootstrap,
-                        topic,
-                        fmt,
-                        total=args.records,
-                        batch_size=args.batch_size,
-                    )
-                else:
-                    first, last, first_batch = hand_written_loop(
-                        bootstrap,
-                        topic,
-                        fmt,
-                        total=args.records,
-                        transform=transforms[way],
-                        batch_size=args.batch_size,
-                    )
-                results[f"{way}_{fmt}"] = (args.records - first_batch) / (last - first)
-                log(f"{fmt}: {way}: {results[f'{way}_{fmt}']:.0f} records/s")
+                first, last, first_batch = measure(way, fmt, topic, setup)
+                rates[way][fmt] = (args.records - first_batch) / (last - first)
+                log(f"{fmt}: {way}: {rates[way][fmt]:.0f} records/s")
         lat = latency(Path(tmp), broker, args.partitions, args.latency_rate, args.latency_seconds)
 
-    formats = args.formats.split(",")
-    print(
-        f"\nrecords/s between first and last commit ({args.records} payments, batches of "
-        f"{args.batch_size}, {args.partitions} partitions, embedded broker)"
-    )
-    print(
-        f"{'way':<12}"
-        + "".join(f"{f:>10}" for f in formats)
-        + "".join(f"{'vs raw ' + f:>14}" for f in formats)
-    )
-    for way in ways:
-        rates = [results[f"{way}_{f}"] for f in formats]
-        ratios = (
-            [results[f"{way}_{f}"] / results[f"raw_{f}"] for f in formats] if "raw" in ways else []
-        )
-        print(
-            f"{way:<12}"
-            + "".join(f"{r:>10.0f}" for r in rates)
-            + "".join(f"{r:>14.2f}" for r in ratios)
-        )
-    quantiles = statistics.quantiles(lat, n=100, method="inclusive")
-    print(
-        f"\nend-to-end latency of kedro stream consume at {args.latency_rate} records/s "
-        f"({len(lat)} records): p50 {quantiles[49]:.0f} ms, p99 {quantiles[98]:.0f} ms, "
-        f"max {max(lat):.0f} ms"
-    )
-    if args.json:
-        summary: dict[str, float] = {f"records_per_s_{k}": round(v) for k, v in results.items()}
-        if "raw" in ways and "stream" in ways:
-            for f in formats:
-                summary[f"ratio_vs_raw_{f}"] = round(
-                    results[f"stream_{f}"] / results[f"raw_{f}"], 3
-                )
-        summary["e2e_p50_ms"] = round(quantiles[49], 1)
-        summary["e2e_p99_ms"] = round(quantiles[98], 1)
-        print(json.dumps(summary))
+    report(args, rates, lat)
     return 0
 
 

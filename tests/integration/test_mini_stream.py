@@ -3,6 +3,7 @@ header propagation, and a run longer than ``max.poll.interval.ms``."""
 
 from __future__ import annotations
 
+import gc
 import json
 import time
 import uuid
@@ -12,6 +13,7 @@ from typing import Any
 import pytest
 import yaml
 
+from kedro_stream.config import MetricsConfig
 from kedro_stream.service.app import consume, load_config
 from tests.kafka_helpers import committed, produce, read_topic
 
@@ -147,3 +149,38 @@ def test_an_output_of_the_wrong_type_is_dead_lettered(kafka_broker, mini_project
     assert reasons == {
         b"an output published to Kafka must be a DataFrame, a list of dicts or a dict, got int"
     }
+
+
+def test_the_loop_runs_with_the_boot_objects_kept_out_of_garbage_collection(
+    kafka_broker, mini_project: Path
+) -> None:
+    """A full collection over everything boot allocated stalled the loop ~200 ms (the whole
+    end-to-end p99 at 1k records/s); frozen objects are skipped by every collection."""
+    run_id = uuid.uuid4().hex[:8]
+    source = f"gc-in-{run_id}"
+    write_stream(
+        mini_project,
+        {
+            "namespace": "ns",
+            "group_id": f"gc-{run_id}",
+            "input": {"topics": [source], "dataset": "batch"},
+            "outputs": {"enriched": {"topic": f"gc-out-{run_id}"}},
+            "batch": {"max_wait_ms": 100},
+        },
+        {"fetch.wait.max.ms": 20},
+    )
+    produce(kafka_broker.bootstrap_servers, source, rows(3))
+    frozen_while_serving: list[int] = []
+    try:
+        run(
+            mini_project,
+            source,
+            kafka_broker.bootstrap_servers,
+            max_messages=3,
+            idle_timeout_s=30,
+            metrics=MetricsConfig(port=0),
+            on_ready=lambda _port: frozen_while_serving.append(gc.get_freeze_count()),
+        )
+    finally:
+        gc.unfreeze()
+    assert frozen_while_serving and frozen_while_serving[0] > 10_000

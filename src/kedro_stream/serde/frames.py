@@ -54,7 +54,7 @@ def _frame_records(frame: pd.DataFrame) -> list[dict[str, Any]]:
     if not frame.columns.is_unique:  # to_dict's own rule for repeated labels (last one wins)
         return frame.to_dict(orient="records")
     names = list(frame.columns)
-    columns = [_python_values(frame.iloc[:, i]) for i in range(len(names))]
+    columns = [_python_values(column) for _, column in frame.items()]  # iloc costs 10x more
     rows = zip(*columns, strict=False)  # the columns of one frame: equal lengths
     return list(map(dict, map(zip, repeat(names), rows)))
 
@@ -62,7 +62,7 @@ def _frame_records(frame: pd.DataFrame) -> list[dict[str, Any]]:
 def _python_values(column: pd.Series) -> list[Any]:
     if column.dtype.kind in "biufc" and isinstance(column.dtype, np.dtype):
         return column.to_numpy().tolist()  # plain Python numbers and booleans, in C
-    values = column.astype(object).tolist()  # Timestamps, strings, objects as they are
+    values = column.to_numpy(dtype=object).tolist()  # Timestamps, strings, objects as they are
     if column.dtype == object:
         return [v.item() if isinstance(v, np.generic) else v for v in values]
     if column.hasnans:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import signal
 import time
@@ -101,8 +102,17 @@ def consume(
             max_messages=max_messages,
             idle_timeout_s=idle_timeout_s,
         )
+        _freeze_boot_objects()
         with stop_on_signals(service), _observed(service, kafka, stream, metrics, on_ready):
             return service.run()
+
+
+def _freeze_boot_objects() -> None:
+    """Keep the objects of boot (Kedro, the catalog, loaded models: often millions) out of
+    every later garbage collection. Without this, a full collection walks all of them
+    and stalls the loop: ~200 ms once ~10 s into a stream of small batches, the whole p99."""
+    gc.collect()
+    gc.freeze()
 
 
 @contextmanager

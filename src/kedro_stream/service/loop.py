@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 
 from kedro_stream.config import Guarantee, KafkaConfig, OnFailure, StreamConfig
@@ -313,9 +314,11 @@ class StreamService:
         self.metrics.run_duration.labels(self.metrics.namespace).observe(
             time.perf_counter() - started
         )
-        source_headers = {
-            (m.topic(), m.partition(), m.offset()): m.headers() for m, _ in good if m.headers()
-        }
+        source_headers = (  # only records that carry the metadata columns can name a source
+            {(m.topic(), m.partition(), m.offset()): m.headers() for m, _ in good if m.headers()}
+            if self._stream.input.metadata_columns
+            else {}
+        )
         return [
             msg
             for out in self._outputs
@@ -327,10 +330,12 @@ class StreamService:
         output: _Output, data: Any, source_headers: dict[tuple[str, int, int], Any]
     ) -> list[Outgoing]:
         topic, encode, key_field = output.topic, output.codec.encode, output.key
+        # A frame's columns tell at once whether any of its records carries metadata.
+        may_carry = not isinstance(data, pd.DataFrame) or not _METADATA.isdisjoint(data.columns)
         messages = []
         for record in records_of(data):
             body, headers = record, None
-            if not _METADATA.isdisjoint(record):  # copy only records that carry metadata
+            if may_carry and not _METADATA.isdisjoint(record):  # copy only those records
                 source = (record.get("_topic"), record.get("_partition"), record.get("_offset"))
                 body = {k: v for k, v in record.items() if k not in _METADATA}
                 headers = list(source_headers.get(source, []))
