@@ -1,0 +1,204 @@
+"""The Quix Streams benchmark's per-record port (``bench/quix_app.py``) against the scoring nodes.
+
+The Quix way of ``bench/throughput.py`` only measures the same job if its hand-written port
+computes what the vectorised nodes compute: same scores, same alerts with the same reasons.
+"""
+
+from __future__ import annotations
+
+import json
+import pickle
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from payment_fraud import features
+from payment_fraud.features import build_features
+from payment_fraud.pipelines.scoring import nodes
+from payment_fraud.pipelines.scoring.nodes import clean_payments, flag_alerts, score_payments
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / "bench"))
+
+import quix_app  # noqa: E402
+import quix_way  # noqa: E402
+
+EVENTS = REPO / "data/01_raw/payments.jsonl"
+MODEL = REPO / "data/06_models/fraud_model.pkl"
+HOUR_MS = 3_600_000
+DAY_MS = 24 * HOUR_MS
+JAN_2025 = 1_735_689_600_000  # 2025-01-01T00:00Z
+
+# Records as a producer might send them: codes in any case with stray whitespace, a country
+# and a category outside the vocabulary, night and day, present and absent cards.
+MESSY: list[dict[str, Any]] = [
+    {"merchant_category": "  Crypto ", "currency": " gbp", "country": "gb ", "hour": 2},
+    {"merchant_category": "GAMBLING", "currency": "eur", "country": " de", "hour": 23},
+    {"merchant_category": "pets", "currency": "USD", "country": "US", "hour": 4},
+    {"merchant_category": "travel", "currency": "EUR", "country": "ZZ", "hour": 12},
+    {"merchant_category": " Electronics", "currency": "Usd ", "country": "xx", "hour": 5},
+    {"merchant_category": "grocery", "currency": "EUR", "country": "fr", "hour": 6},
+    {"merchant_category": "ELECTRONICS ", "currency": "gbp", "country": "us", "hour": 0},
+]
+
+
+def messy_records() -> list[dict[str, Any]]:
+    records = []
+    for i, row in enumerate(MESSY):
+        for amount, card_present in ((12.5, True), (499.99, False), (500.0, True), (4321.0, False)):
+            records.append(
+                {
+                    "payment_id": f"messy-{i}-{amount}-{card_present}",
+                    "account_id": f"a-{i:05d}",
+                    "merchant_id": "m-0001",
+                    "merchant_category": row["merchant_category"],
+                    "amount": amount,
+                    "currency": row["currency"],
+                    "country": row["country"],
+                    "card_present": card_present,
+                    "event_time": JAN_2025 + 3 * DAY_MS + row["hour"] * HOUR_MS + 1234,
+                }
+            )
+    return records
+
+
+def synthetic_records(count: int, seed: int) -> list[dict[str, Any]]:
+    """Clean payments spread over the whole vocabulary, for the model fitted below."""
+    rng = np.random.default_rng(seed)
+    countries = [*features.COUNTRY_CURRENCY, "ZZ"]
+    return [
+        {
+            "payment_id": f"s-{i}",
+            "account_id": f"a-{rng.integers(100):05d}",
+            "merchant_id": f"m-{rng.integers(100):04d}",
+            "merchant_category": str(rng.choice(features.MERCHANT_CATEGORIES)),
+            "amount": round(float(rng.lognormal(4, 1.5)), 2),
+            "currency": str(rng.choice(features.CARD_CURRENCIES)),
+            "country": str(rng.choice(countries)),
+            "card_present": bool(rng.random() < 0.6),
+            "event_time": JAN_2025 + int(rng.integers(30 * DAY_MS)),
+        }
+        for i in range(count)
+    ]
+
+
+def fit_model(records: list[dict[str, Any]], seed: int) -> Any:
+    """A StandardScaler + LogisticRegression like training's, on labels tied to the flags."""
+    clean = clean_payments(pd.DataFrame.from_records(records))
+    x = build_features(clean)
+    flags = features.risk_flags(clean)
+    noise = np.random.default_rng(seed).normal(size=len(x))
+    logit = -3 + 2.5 * flags.sum(axis=1).to_numpy() + noise
+    return make_pipeline(StandardScaler(), LogisticRegression()).fit(x, logit > 0)
+
+
+def example() -> tuple[list[dict[str, Any]], Any, float]:
+    if not (EVENTS.exists() and MODEL.exists()):
+        pytest.skip(f"{EVENTS.name} and {MODEL.name} appear after `kedro run` in the repo")
+    events = pd.read_json(EVENTS, lines=True, dtype=False)
+    records = json.loads(events.to_json(orient="records"))  # as the benchmark produces them
+    threshold = yaml.safe_load((REPO / "conf/base/parameters_scoring.yml").read_text())
+    return records, pickle.loads(MODEL.read_bytes()), threshold["scoring"]["alert_threshold"]
+
+
+@pytest.fixture(scope="module", params=["example", "synthetic"])
+def case(request: pytest.FixtureRequest) -> tuple[list[dict[str, Any]], Any, float]:
+    """(raw records incl. the messy ones, fitted model, configured threshold)."""
+    if request.param == "example":
+        records, model, threshold = example()
+    else:
+        records = synthetic_records(3000, seed=7)
+        model = fit_model(records, seed=7)
+        threshold = 0.8
+    return [*records, *messy_records()], model, threshold
+
+
+def by_nodes(
+    records: list[dict[str, Any]], model: Any, threshold: float
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The vectorised nodes on one batch of decoded records, as the hand-written loop runs them."""
+    clean = clean_payments(pd.DataFrame.from_records(records))
+    scores = score_payments(build_features(clean), model, clean)
+    alerts = flag_alerts(clean, scores, threshold)
+    return scores.to_dict("records"), alerts.to_dict("records")
+
+
+def by_port(
+    records: list[dict[str, Any]], model: Any, threshold: float
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The port, record by record, with the model as it travels: through JSON."""
+    params = json.loads(json.dumps(quix_way.model_params(model, threshold)))
+    score = quix_app.make_scorer(params)
+    outputs = [quix_app.process(record, score, params["threshold"]) for record in records]
+    return [s for s, _ in outputs], [a for _, a in outputs if a is not None]
+
+
+def same(want: dict[str, Any], got: dict[str, Any]) -> bool:
+    """Same fields in the same order and equal values, scores to within 1e-9."""
+    return list(got) == list(want) and all(
+        abs(got[k] - v) <= 1e-9 if k == "score" else got[k] == v for k, v in want.items()
+    )
+
+
+def assert_same(expected: list[dict[str, Any]], actual: list[dict[str, Any]], *, what: str) -> None:
+    differ = [(w, g) for w, g in zip(expected, actual, strict=False) if not same(w, g)]
+    assert not differ, f"{len(differ)} {what} records differ, first: {differ[0]}"
+    assert len(actual) == len(expected), f"{len(actual)} {what} records, expected {len(expected)}"
+
+
+@pytest.mark.parametrize("threshold_of", ["configured", "zero"])
+def test_port_computes_what_the_nodes_compute(case, threshold_of: str) -> None:
+    """At threshold 0 every payment alerts, so every reason combination present is checked,
+    including "high model score" for a payment with no flag."""
+    records, model, configured = case
+    threshold = configured if threshold_of == "configured" else 0.0
+    want_scores, want_alerts = by_nodes(records, model, threshold)
+    got_scores, got_alerts = by_port(records, model, threshold)
+    assert_same(want_scores, got_scores, what="score")
+    assert_same(want_alerts, got_alerts, what="alert")
+    assert want_alerts, "no alert to compare: the case does not test alerts"
+    if threshold == 0.0:
+        assert nodes._NO_FLAGGED_REASON in {a["reason"] for a in got_alerts}
+        assert len({a["reason"] for a in got_alerts}) >= 8
+
+
+def test_a_wrong_reason_order_is_caught(case, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The comparison above is strict enough to see the reason words in another order."""
+    records, model, _ = case
+    records = records[-1000:]  # the messy ones and some more: every reason combination needed
+    _, want_alerts = by_nodes(records, model, 0.0)
+    swapped = tuple(", ".join(reversed(reason.split(", "))) for reason in quix_app.REASON_TABLE)
+    monkeypatch.setattr(quix_app, "REASON_TABLE", swapped)
+    _, got_alerts = by_port(records, model, 0.0)
+    with pytest.raises(AssertionError):
+        assert_same(want_alerts, got_alerts, what="alert")
+
+
+def test_port_vocabulary_is_the_projects() -> None:
+    """Constants the data may not exercise (every country, every flag word) must match too."""
+    assert quix_app.MERCHANT_CATEGORIES == features.MERCHANT_CATEGORIES
+    assert quix_app.RISKY_CATEGORIES == features.RISKY_CATEGORIES
+    assert quix_app.COUNTRY_CURRENCY == features.COUNTRY_CURRENCY
+    assert quix_app.NIGHT_END_HOUR == features.NIGHT_END_HOUR
+    assert quix_app.HIGH_AMOUNT == features.HIGH_AMOUNT
+    assert quix_app.MS_PER_HOUR == features.MS_PER_HOUR
+    assert quix_app.FEATURE_COLUMNS == features.FEATURE_COLUMNS
+    assert quix_app.REASONS == nodes._REASONS
+    assert quix_app.NO_FLAGGED_REASON == nodes._NO_FLAGGED_REASON
+    assert quix_app.REASON_TABLE == tuple(nodes._REASON_TABLE)
+
+
+def test_port_refuses_a_model_with_other_features() -> None:
+    records = synthetic_records(200, seed=1)
+    params = quix_way.model_params(fit_model(records, seed=1), 0.5)
+    params["features"] = list(reversed(params["features"]))
+    with pytest.raises(ValueError, match="features"):
+        quix_app.make_scorer(params)
