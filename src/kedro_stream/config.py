@@ -170,7 +170,7 @@ class OutputConfig(_Strict):
 
 class BatchConfig(_Strict):
     max_size: PositiveInt = 1000
-    max_wait_ms: PositiveInt = 500
+    max_wait_ms: PositiveInt = 500  # waited only when no record is at hand
 
 
 class RetryConfig(_Strict):

@@ -65,3 +65,23 @@ def test_an_error_in_the_run_is_raised_on_the_caller() -> None:
 
     with pytest.raises(ValueError, match="bad record"):
         keepalive.call(fail)
+
+
+def test_runs_share_one_worker_thread() -> None:
+    """A thread started per batch cost up to a few ms when the GIL was busy."""
+    keepalive = KeepAlive(RecordingConsumer(), pause_after_s=5.0)  # type: ignore[arg-type]
+    threads = [keepalive.call(threading.current_thread) for _ in range(5)]  # kept alive: no
+    assert len(set(threads)) == 1  # identity reused by a later thread
+    assert threads[0] is not threading.current_thread()
+
+
+def test_after_a_timeout_the_next_run_gets_a_fresh_worker() -> None:
+    keepalive = KeepAlive(RecordingConsumer(), pause_after_s=60.0)  # type: ignore[arg-type]
+    release = threading.Event()
+    stuck: list[int] = []
+    with pytest.raises(RunTimeout):
+        keepalive.call(lambda: stuck.append(threading.current_thread()) or release.wait(10), 0.2)
+    try:
+        assert keepalive.call(threading.current_thread, timeout_s=5) is not stuck[0]
+    finally:
+        release.set()

@@ -36,19 +36,32 @@ class Batch:
 
 
 def collect(consumer: Consumer, *, max_size: int, max_wait_s: float) -> Batch:
-    """Up to ``max_size`` records, waiting at most ``max_wait_s`` in all."""
+    """Up to ``max_size`` records. Records already fetched (they arrived while the last batch
+    was processed) make a batch at once; only a consumer with none at hand waits, at most
+    ``max_wait_s``, for a batch to fill. Under load batches are full either way; at a low rate
+    records then wait for one batch's processing, not for that plus ``max_wait_s``."""
+    messages = _take(consumer.consume(max_size, 0))
+    if messages:
+        return Batch(messages)
     deadline = time.monotonic() + max_wait_s
-    messages: list[Message] = []
     while len(messages) < max_size:
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             break
-        for message in consumer.consume(max_size - len(messages), min(remaining, _POLL_SLICE_S)):
-            error = message.error()
-            if error is None:
-                messages.append(message)
-            elif error.fatal():
-                raise KafkaException(error)
-            elif error.code() != KafkaError._PARTITION_EOF:
-                logger.warning("Consumer error (retried by the client): %s", error)
+        wait = min(remaining, _POLL_SLICE_S)
+        messages += _take(consumer.consume(max_size - len(messages), wait))
     return Batch(messages)
+
+
+def _take(polled: list[Message]) -> list[Message]:
+    """The records among ``polled``; client errors are logged (librdkafka retries them)."""
+    messages = []
+    for message in polled:
+        error = message.error()
+        if error is None:
+            messages.append(message)
+        elif error.fatal():
+            raise KafkaException(error)
+        elif error.code() != KafkaError._PARTITION_EOF:
+            logger.warning("Consumer error (retried by the client): %s", error)
+    return messages

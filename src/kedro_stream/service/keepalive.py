@@ -13,6 +13,7 @@ cap a stream of 100 ms runs at under one batch a second.
 
 from __future__ import annotations
 
+import queue
 import threading
 import time
 from collections.abc import Callable
@@ -41,6 +42,7 @@ class KeepAlive:
         self._consumer = consumer
         self._pause_after_s = pause_after_s
         self._on_poll = on_poll  # the service's liveness: a long run is not a stuck loop
+        self._worker: _Worker | None = None
 
     def _poll_paused(self) -> None:
         self._on_poll()
@@ -51,43 +53,30 @@ class KeepAlive:
             self._consumer.seek(tp)
 
     def call(self, fn: Callable[[], T], timeout_s: float | None = None) -> T:
-        """``fn()`` on a worker thread; its exception is re-raised here, and past ``timeout_s``
-        :class:`RunTimeout` is raised while the thread is left to finish on its own.
-
-        A daemon thread rather than an executor's: executor threads are joined at interpreter
-        exit, so a hung node would keep a stopping service from exiting.
-        """
-        outcome: dict[str, Any] = {}
-        done = threading.Event()
-
-        def work() -> None:
-            try:
-                outcome["value"] = fn()
-            except BaseException as error:  # re-raised on the loop's thread
-                outcome["error"] = error
-            finally:
-                done.set()
-
+        """``fn()`` on the worker thread; its exception is re-raised here, and past
+        ``timeout_s`` :class:`RunTimeout` is raised while the thread is left to finish on its
+        own (the next call gets a new worker)."""
+        if self._worker is None:
+            self._worker = _Worker()
+        call = self._worker.submit(fn)
         started = time.monotonic()
-        threading.Thread(target=work, name="kedro-stream-run", daemon=True).start()
 
         def check_timeout() -> None:
             if timeout_s is not None and time.monotonic() - started > timeout_s:
+                self._worker = None  # still busy with the abandoned run
                 raise RunTimeout(f"namespace run exceeded run_timeout_s={timeout_s:g}")
 
-        while not done.wait(_POLL_S) and time.monotonic() - started < self._pause_after_s:
+        while not call.done.wait(_POLL_S) and time.monotonic() - started < self._pause_after_s:
             check_timeout()
-        if not done.is_set():
+        if not call.done.is_set():
             self._consumer.pause(self._consumer.assignment())
             try:
-                while not done.is_set():
+                while not call.done.is_set():
                     check_timeout()
                     self._poll_paused()
             finally:
                 self._consumer.resume(self._consumer.assignment())
-        if "error" in outcome:
-            raise outcome["error"]
-        return cast(T, outcome["value"])
+        return cast(T, call.result())
 
     def sleep(self, seconds: float) -> None:
         """Wait ``seconds`` (a retry backoff) while staying in the group."""
@@ -98,3 +87,46 @@ class KeepAlive:
                 self._poll_paused()
         finally:
             self._consumer.resume(self._consumer.assignment())
+
+
+class _Call:
+    def __init__(self, fn: Callable[[], Any]) -> None:
+        self.fn = fn
+        self.done = threading.Event()
+        self._value: Any = None
+        self._error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            self._value = self.fn()
+        except BaseException as error:  # re-raised on the caller's thread
+            self._error = error
+        finally:
+            self.done.set()
+
+    def result(self) -> Any:
+        if self._error is not None:
+            raise self._error
+        return self._value
+
+
+class _Worker:
+    """One daemon thread running the calls it is given, one at a time, for the service's
+    life: starting a thread per batch cost up to a few ms when the GIL was busy.
+
+    A daemon thread rather than an executor's: executor threads are joined at interpreter
+    exit, so a hung node would keep a stopping service from exiting.
+    """
+
+    def __init__(self) -> None:
+        self._calls: queue.SimpleQueue[_Call] = queue.SimpleQueue()
+        threading.Thread(target=self._serve, name="kedro-stream-run", daemon=True).start()
+
+    def submit(self, fn: Callable[[], Any]) -> _Call:
+        call = _Call(fn)
+        self._calls.put(call)
+        return call
+
+    def _serve(self) -> None:
+        while True:
+            self._calls.get().run()
