@@ -59,15 +59,19 @@ def ensure_env(root: Path) -> Path:
 def model_params(model: Any, threshold: float) -> dict[str, Any]:
     """The fitted StandardScaler + LogisticRegression as plain numbers, plus the threshold.
 
-    ``features`` is the column order the model was fitted on, which the application checks
-    against its own feature order before scoring anything.
+    ``features`` is the column order the model was fitted on (its own record of it, else the
+    project's ``FEATURE_COLUMNS``), which the application checks against its own feature order
+    before scoring anything.
     """
     scaler, regression = model[0], model[-1]
     if list(regression.classes_) != [False, True]:
         raise ValueError(f"expected a binary model over [False, True], got {regression.classes_}")
-    names = getattr(model, "feature_names_in_", None)
+    from payment_fraud.features import FEATURE_COLUMNS
+
+    # Training fits the bare matrix of build_features, whose columns are FEATURE_COLUMNS.
+    names = getattr(model, "feature_names_in_", FEATURE_COLUMNS)
     return {
-        "features": [str(name) for name in names] if names is not None else None,
+        "features": [str(name) for name in names],
         "mean": [float(v) for v in scaler.mean_],
         "scale": [float(v) for v in scaler.scale_],
         "coef": [float(v) for v in regression.coef_[0]],

@@ -91,13 +91,14 @@ def synthetic_records(count: int, seed: int) -> list[dict[str, Any]]:
 
 
 def fit_model(records: list[dict[str, Any]], seed: int) -> Any:
-    """A StandardScaler + LogisticRegression like training's, on labels tied to the flags."""
+    """A StandardScaler + LogisticRegression fitted like training's (on the bare matrix), on
+    labels tied to the flags."""
     clean = clean_payments(pd.DataFrame.from_records(records))
     x = build_features(clean)
     flags = features.risk_flags(clean)
     noise = np.random.default_rng(seed).normal(size=len(x))
     logit = -3 + 2.5 * flags.sum(axis=1).to_numpy() + noise
-    return make_pipeline(StandardScaler(), LogisticRegression()).fit(x, logit > 0)
+    return make_pipeline(StandardScaler(), LogisticRegression()).fit(x.to_numpy(), logit > 0)
 
 
 def example() -> tuple[list[dict[str, Any]], Any, float]:

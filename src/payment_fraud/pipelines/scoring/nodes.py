@@ -86,7 +86,7 @@ def score_payments(
     if len(features) == 0:
         probability = np.empty(0, dtype=np.float64)
     else:
-        probability = model.predict_proba(features)[:, 1]
+        probability = model.predict_proba(features.to_numpy())[:, 1]  # fitted on the matrix
     scores = clean_payments.loc[:, ["payment_id", "account_id"]]
     scores["score"] = np.round(probability, 6)
     return scores
@@ -102,7 +102,10 @@ def flag_alerts(
     score = scores["score"].to_numpy()
     hit = score >= alert_threshold
     hits = clean_payments.loc[hit]
-    flags = risk_flags(hits)[_REASON_FLAGS].to_numpy()
+    if hit.any():
+        flags = risk_flags(hits)[_REASON_FLAGS].to_numpy()
+    else:  # most small batches: no flags to describe
+        flags = np.zeros((0, len(_REASON_FLAGS)), dtype=bool)
     alerts = hits.loc[:, ["payment_id", "account_id", "amount", "merchant_category"]]
     alerts["score"] = score[hit]
     alerts["reason"] = _REASON_TABLE[flags @ _REASON_BITS]

@@ -36,14 +36,18 @@ def train_model(train_payments: pd.DataFrame, params: dict[str, Any]) -> Pipelin
         StandardScaler(),
         LogisticRegression(C=params["C"], max_iter=params["max_iter"]),
     )
-    model.fit(build_features(train_payments), train_payments[LABEL].to_numpy(dtype=bool))
+    # Fitted on the bare matrix: build_features fixes the column order for training and scoring
+    # alike, and a model fitted on a DataFrame re-checks feature names on every predict, which
+    # costs a stream ~2 ms a micro-batch.
+    features = build_features(train_payments).to_numpy()
+    model.fit(features, train_payments[LABEL].to_numpy(dtype=bool))
     return model
 
 
 def evaluate_model(model: Pipeline, holdout_payments: pd.DataFrame) -> dict[str, float | int]:
     """Score the holdout through the same feature function the stream uses."""
     labels = holdout_payments[LABEL].to_numpy(dtype=bool)
-    scores = model.predict_proba(build_features(holdout_payments))[:, 1]
+    scores = model.predict_proba(build_features(holdout_payments).to_numpy())[:, 1]
     return {
         "roc_auc": round(float(roc_auc_score(labels, scores)), 4),
         "average_precision": round(float(average_precision_score(labels, scores)), 4),
