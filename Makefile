@@ -39,7 +39,7 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e ".[dev,bench]"
 	$(BIN)/python bench/session_overhead.py
-	$(BIN)/python bench/throughput.py
+	$(BIN)/python bench/throughput.py --rounds 3
 
 ## soak: 1 000 000 records through `kedro stream consume`; throughput and memory per window
 soak: $(STAMP)

@@ -31,7 +31,7 @@ def to_dataset(
     columns = list(fields)
     if records and METADATA_COLUMNS[0] in records[0]:
         columns += list(METADATA_COLUMNS)
-    return pd.DataFrame({name: [r.get(name) for r in records] for name in columns}, columns=columns)
+    return pd.DataFrame({name: [r.get(name) for r in records] for name in columns})
 
 
 def records_of(output: Any) -> list[dict[str, Any]]:
@@ -51,9 +51,9 @@ def records_of(output: Any) -> list[dict[str, Any]]:
 def _frame_records(frame: pd.DataFrame) -> list[dict[str, Any]]:
     """``frame.to_dict(orient="records")``'s values (plain Python scalars, ``None`` for pandas'
     NA), built a column at a time."""
-    if not frame.columns.is_unique:  # to_dict's own rule for repeated labels (last one wins)
-        return frame.to_dict(orient="records")
     names = list(frame.columns)
+    if len(set(names)) != len(names):  # to_dict's own rule for repeated labels (last one wins)
+        return frame.to_dict(orient="records")
     columns = [_python_values(column) for _, column in frame.items()]  # iloc costs 10x more
     rows = zip(*columns, strict=False)  # the columns of one frame: equal lengths
     return list(map(dict, map(zip, repeat(names), rows)))
@@ -65,6 +65,6 @@ def _python_values(column: pd.Series) -> list[Any]:
     values = column.to_numpy(dtype=object).tolist()  # Timestamps, strings, objects as they are
     if column.dtype == object:
         return [v.item() if isinstance(v, np.generic) else v for v in values]
-    if column.hasnans:
+    if getattr(column.dtype, "na_value", None) is pd.NA:  # masked and NA-backed arrays
         return [None if v is pd.NA else v for v in values]
     return values
