@@ -27,71 +27,17 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-# ------------------------------------------------------------- vocabulary (payment_fraud.features)
-
-MERCHANT_CATEGORIES: tuple[str, ...] = (
-    "grocery",
-    "restaurants",
-    "fuel",
-    "retail",
-    "electronics",
-    "travel",
-    "gambling",
-    "crypto",
-)
-RISKY_CATEGORIES: tuple[str, ...] = ("gambling", "crypto")
-COUNTRY_CURRENCY: dict[str, str] = {
-    "DE": "EUR",
-    "FR": "EUR",
-    "NL": "EUR",
-    "ES": "EUR",
-    "IT": "EUR",
-    "IE": "EUR",
-    "GB": "GBP",
-    "US": "USD",
-    "BR": "BRL",
-    "NG": "NGN",
-    "TR": "TRY",
-    "AE": "AED",
-    "IN": "INR",
-    "CN": "CNY",
-}
-NIGHT_END_HOUR = 6  # hours [0, 6) UTC count as night
-HIGH_AMOUNT = 500.0
-MS_PER_HOUR = 3_600_000
-FEATURE_COLUMNS: tuple[str, ...] = (
-    "log_amount",
-    "cross_border",
-    "card_not_present",
-    "night",
-    *(f"category_{category}" for category in MERCHANT_CATEGORIES),
-)
-
-# ------------------------------------------------------------ alert reasons (scoring nodes)
-
-# Risk flag -> words, in the order an alert's reason lists them; bit i of a record's
-# ``flags`` is flag i here.
-REASONS: tuple[tuple[str, str], ...] = (
-    ("cross_border", "cross-border"),
-    ("card_not_present", "card not present"),
-    ("high_amount", "high amount"),
-    ("risky_category", "risky merchant category"),
-    ("night", "night-time"),
-)
-NO_FLAGGED_REASON = "high model score"
-_BIT = {flag: 1 << position for position, (flag, _) in enumerate(REASONS)}
-CROSS_BORDER = _BIT["cross_border"]
-CARD_NOT_PRESENT = _BIT["card_not_present"]
-HIGH_AMOUNT_FLAG = _BIT["high_amount"]
-RISKY_CATEGORY = _BIT["risky_category"]
-NIGHT = _BIT["night"]
-# Reason text per flag bitmask, so an alert costs one tuple lookup.
-REASON_TABLE: tuple[str, ...] = tuple(
-    ", ".join(text for bit, (_, text) in enumerate(REASONS) if mask >> bit & 1) or NO_FLAGGED_REASON
-    for mask in range(1 << len(REASONS))
-)
-
 SCORE_FIELDS: tuple[str, ...] = ("payment_id", "account_id", "score")
+ALERT_FIELDS: tuple[str, ...] = (
+    "payment_id",
+    "account_id",
+    "amount",
+    "merchant_category",
+    "score",
+    "reason",
+)
+# What the port's arithmetic assumes of the model's columns; the categories follow.
+LEADING_FEATURES: tuple[str, ...] = ("log_amount", "cross_border", "card_not_present", "night")
 
 Scorer = Callable[[Mapping[str, Any]], dict[str, Any]]
 
@@ -103,30 +49,44 @@ def make_scorer(params: Mapping[str, Any]) -> Scorer:
     """A function scoring one raw payment: clean, features, standardise, logistic regression.
 
     Returns the "scored payment" {payment_id, account_id, amount, merchant_category, score,
-    flags}, where amount and merchant_category are cleaned and ``flags`` is the risk-flag
-    bitmask in ``REASONS`` order; ``score_record`` and ``alert_record`` cut the outputs from it.
+    reason}, amount and merchant_category cleaned; ``score_record`` and ``alert_record`` cut
+    the outputs from it. The vocabulary (categories, countries, thresholds, reason words) comes
+    in ``params`` from the project itself (``quix_way.model_params``), so it cannot drift.
 
     Standardising and the dot product are folded into one weight per feature,
     w = coef / scale and bias = intercept - sum(coef * mean / scale): the same z as
     StandardScaler then LogisticRegression up to float rounding, and the one-hot categories
     reduce to one dictionary lookup (an unknown category, all zeros, adds nothing).
     """
-    features = params.get("features")
-    if features is not None and tuple(features) != FEATURE_COLUMNS:
-        raise ValueError(f"model features {features} are not the port's {FEATURE_COLUMNS}")
+    words = params["vocabulary"]
+    categories = tuple(words["merchant_categories"])
+    expected = (*LEADING_FEATURES, *(f"category_{c}" for c in categories))
+    if tuple(params["features"]) != expected:
+        raise ValueError(f"model features {params['features']} are not the port's {expected}")
     mean = [float(v) for v in params["mean"]]
     scale = [float(v) for v in params["scale"]]
     coef = [float(v) for v in params["coef"]]
-    if not len(mean) == len(scale) == len(coef) == len(FEATURE_COLUMNS):
-        raise ValueError(f"expected {len(FEATURE_COLUMNS)} model weights")
+    if not len(mean) == len(scale) == len(coef) == len(expected):
+        raise ValueError(f"expected {len(expected)} model weights")
     weights = [c / s for c, s in zip(coef, scale, strict=True)]
     bias = float(params["intercept"]) - math.fsum(
         c * m / s for c, m, s in zip(coef, mean, scale, strict=True)
     )
     w_log_amount, w_cross_border, w_card_not_present, w_night = weights[:4]
-    category_weight = dict(zip(MERCHANT_CATEGORIES, weights[4:], strict=True)).get
-    local_currency = COUNTRY_CURRENCY.get
-    risky = frozenset(RISKY_CATEGORIES)
+    category_weight = dict(zip(categories, weights[4:], strict=True)).get
+    local_currency = dict(words["country_currency"]).get
+    risky = frozenset(words["risky_categories"])
+    night_end_hour, high_amount = int(words["night_end_hour"]), float(words["high_amount"])
+    ms_per_hour = int(words["ms_per_hour"])
+    # Bit i of a payment's flags is reason i; the reason text of every bitmask, precomputed.
+    bit = {flag: 1 << i for i, (flag, _) in enumerate(words["reasons"])}
+    reason_of = [
+        ", ".join(text for i, (_, text) in enumerate(words["reasons"]) if mask >> i & 1)
+        or words["no_flag_reason"]
+        for mask in range(1 << len(bit))
+    ]
+    cross_border, card_not_present, night = (bit[f] for f in LEADING_FEATURES[1:])
+    high_amount_bit, risky_bit = bit["high_amount"], bit["risky_category"]
     log1p, exp = math.log1p, math.exp
 
     def score(payment: Mapping[str, Any]) -> dict[str, Any]:
@@ -138,18 +98,18 @@ def make_scorer(params: Mapping[str, Any]) -> Scorer:
         flags = 0
         # an unknown country has no local currency, so its payments count as cross-border
         if local_currency(country, "") != currency:
-            flags |= CROSS_BORDER
+            flags |= cross_border
             z += w_cross_border
         if not payment["card_present"]:
-            flags |= CARD_NOT_PRESENT
+            flags |= card_not_present
             z += w_card_not_present
-        if int(payment["event_time"]) // MS_PER_HOUR % 24 < NIGHT_END_HOUR:
-            flags |= NIGHT
+        if int(payment["event_time"]) // ms_per_hour % 24 < night_end_hour:
+            flags |= night
             z += w_night
-        if amount >= HIGH_AMOUNT:
-            flags |= HIGH_AMOUNT_FLAG
+        if amount >= high_amount:
+            flags |= high_amount_bit
         if category in risky:
-            flags |= RISKY_CATEGORY
+            flags |= risky_bit
         try:
             probability = 1.0 / (1.0 + exp(-z))
         except OverflowError:  # z below about -709, where numpy's exp gives inf
@@ -162,7 +122,7 @@ def make_scorer(params: Mapping[str, Any]) -> Scorer:
             # numpy.round(p, 6) is rint(p * 1e6) / 1e6; Python's round(p, 6) rounds the exact
             # binary value instead and can differ in the last digit
             "score": round(probability * 1e6) / 1e6,
-            "flags": flags,
+            "reason": reason_of[flags],
         }
 
     return score
@@ -175,14 +135,7 @@ def score_record(scored: Mapping[str, Any]) -> dict[str, Any]:
 
 def alert_record(scored: Mapping[str, Any]) -> dict[str, Any]:
     """The alerts output: {payment_id, account_id, amount, merchant_category, score, reason}."""
-    return {
-        "payment_id": scored["payment_id"],
-        "account_id": scored["account_id"],
-        "amount": scored["amount"],
-        "merchant_category": scored["merchant_category"],
-        "score": scored["score"],
-        "reason": REASON_TABLE[scored["flags"]],
-    }
+    return {field: scored[field] for field in ALERT_FIELDS}
 
 
 def process(

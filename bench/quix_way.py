@@ -57,19 +57,21 @@ def ensure_env(root: Path) -> Path:
 
 
 def model_params(model: Any, threshold: float) -> dict[str, Any]:
-    """The fitted StandardScaler + LogisticRegression as plain numbers, plus the threshold.
+    """The fitted StandardScaler + LogisticRegression as plain numbers, the threshold, and the
+    project's vocabulary, which the Quix virtualenv cannot import.
 
     ``features`` is the column order the model was fitted on (its own record of it, else the
     project's ``FEATURE_COLUMNS``), which the application checks against its own feature order
     before scoring anything.
     """
+    from payment_fraud import features
+    from payment_fraud.pipelines.scoring import nodes
+
     scaler, regression = model[0], model[-1]
     if list(regression.classes_) != [False, True]:
         raise ValueError(f"expected a binary model over [False, True], got {regression.classes_}")
-    from payment_fraud.features import FEATURE_COLUMNS
-
     # Training fits the bare matrix of build_features, whose columns are FEATURE_COLUMNS.
-    names = getattr(model, "feature_names_in_", FEATURE_COLUMNS)
+    names = getattr(model, "feature_names_in_", features.FEATURE_COLUMNS)
     return {
         "features": [str(name) for name in names],
         "mean": [float(v) for v in scaler.mean_],
@@ -77,6 +79,16 @@ def model_params(model: Any, threshold: float) -> dict[str, Any]:
         "coef": [float(v) for v in regression.coef_[0]],
         "intercept": float(regression.intercept_[0]),
         "threshold": float(threshold),
+        "vocabulary": {
+            "merchant_categories": list(features.MERCHANT_CATEGORIES),
+            "risky_categories": list(features.RISKY_CATEGORIES),
+            "country_currency": dict(features.COUNTRY_CURRENCY),
+            "night_end_hour": features.NIGHT_END_HOUR,
+            "high_amount": features.HIGH_AMOUNT,
+            "ms_per_hour": features.MS_PER_HOUR,
+            "reasons": [list(pair) for pair in nodes._REASONS],
+            "no_flag_reason": nodes._NO_FLAGGED_REASON,
+        },
     }
 
 
