@@ -25,17 +25,8 @@ import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
-SCORE_FIELDS: tuple[str, ...] = ("payment_id", "account_id", "score")
-ALERT_FIELDS: tuple[str, ...] = (
-    "payment_id",
-    "account_id",
-    "amount",
-    "merchant_category",
-    "score",
-    "reason",
-)
 # What the port's arithmetic assumes of the model's columns; the categories follow.
 LEADING_FEATURES: tuple[str, ...] = ("log_amount", "cross_border", "card_not_present", "night")
 
@@ -49,9 +40,9 @@ def make_scorer(params: Mapping[str, Any]) -> Scorer:
     """A function scoring one raw payment: clean, features, standardise, logistic regression.
 
     Returns the "scored payment" {payment_id, account_id, amount, merchant_category, score,
-    reason}, amount and merchant_category cleaned; ``score_record`` and ``alert_record`` cut
-    the outputs from it. The vocabulary (categories, countries, thresholds, reason words) comes
-    in ``params`` from the project itself (``quix_way.model_params``), so it cannot drift.
+    reason}, amount and merchant_category cleaned; :class:`Port` cuts the outputs from it.
+    The vocabulary (categories, countries, thresholds, reason words, output fields) comes in
+    ``params`` from the project itself (``quix_way.model_params``), so it cannot drift.
 
     Standardising and the dot product are folded into one weight per feature,
     w = coef / scale and bias = intercept - sum(coef * mean / scale): the same z as
@@ -128,22 +119,33 @@ def make_scorer(params: Mapping[str, Any]) -> Scorer:
     return score
 
 
-def score_record(scored: Mapping[str, Any]) -> dict[str, Any]:
-    """The scores output: {payment_id, account_id, score}."""
-    return {field: scored[field] for field in SCORE_FIELDS}
+class Port(NamedTuple):
+    """The whole job on one record: the scorer, and the outputs' fields as the project's nodes
+    write them (``quix_way.model_params`` sends ``SCORE_COLUMNS`` and ``ALERT_COLUMNS``)."""
+
+    score: Scorer
+    score_fields: tuple[str, ...]
+    alert_fields: tuple[str, ...]
+    threshold: float
+
+    def alert_record(self, scored: Mapping[str, Any]) -> dict[str, Any]:
+        return {field: scored[field] for field in self.alert_fields}
+
+    def process(self, payment: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any] | None]:
+        """One payment's (score record, alert record or None)."""
+        scored = self.score(payment)
+        alert = self.alert_record(scored) if scored["score"] >= self.threshold else None
+        return {field: scored[field] for field in self.score_fields}, alert
 
 
-def alert_record(scored: Mapping[str, Any]) -> dict[str, Any]:
-    """The alerts output: {payment_id, account_id, amount, merchant_category, score, reason}."""
-    return {field: scored[field] for field in ALERT_FIELDS}
-
-
-def process(
-    payment: Mapping[str, Any], score: Scorer, threshold: float
-) -> tuple[dict[str, Any], dict[str, Any] | None]:
-    """One payment's (score record, alert record or None): the whole job on one record."""
-    scored = score(payment)
-    return score_record(scored), alert_record(scored) if scored["score"] >= threshold else None
+def make_port(params: Mapping[str, Any]) -> Port:
+    words = params["vocabulary"]
+    return Port(
+        make_scorer(params),
+        tuple(words["score_fields"]),
+        tuple(words["alert_fields"]),
+        float(params["threshold"]),
+    )
 
 
 # ----------------------------------------------------------------------------- the application
@@ -198,8 +200,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     TopicAdmin.inspect_topics = _inspect_topics_from_metadata(TopicConfig)  # type: ignore[method-assign]
 
     params = json.loads(args.params.read_text())
-    score = make_scorer(params)
-    threshold = float(params["threshold"])
+    port = make_port(params)
     processed = 0
     first_at = 0.0
 
@@ -233,11 +234,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     alerts_topic = app.topic(f"{args.topic}-quix-alerts", value_serializer="json")
 
     sdf = app.dataframe(payments)
-    sdf = sdf.apply(score)
+    sdf = sdf.apply(port.score)
     # two branches from the scored payment: every score, and the alerts
-    scores = sdf[list(SCORE_FIELDS)]
+    scores = sdf[list(port.score_fields)]
     scores.to_topic(scores_topic, key=lambda record: record["payment_id"])
-    alerts = sdf.filter(lambda scored: scored["score"] >= threshold).apply(alert_record)
+    alerts = sdf.filter(lambda scored: scored["score"] >= port.threshold).apply(port.alert_record)
     alerts.to_topic(alerts_topic)
 
     app.run()

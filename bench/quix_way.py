@@ -88,6 +88,8 @@ def model_params(model: Any, threshold: float) -> dict[str, Any]:
             "ms_per_hour": features.MS_PER_HOUR,
             "reasons": [list(pair) for pair in nodes._REASONS],
             "no_flag_reason": nodes._NO_FLAGGED_REASON,
+            "score_fields": list(nodes.SCORE_COLUMNS),
+            "alert_fields": list(nodes.ALERT_COLUMNS),
         },
     }
 

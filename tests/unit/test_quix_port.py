@@ -142,8 +142,8 @@ def by_port(
     """The port, record by record, with the model as it travels: through JSON."""
     params = json.loads(json.dumps(quix_way.model_params(model, threshold)))
     tweak(params)
-    score = quix_app.make_scorer(params)
-    outputs = [quix_app.process(record, score, params["threshold"]) for record in records]
+    port = quix_app.make_port(params)
+    outputs = [port.process(record) for record in records]
     return [s for s, _ in outputs], [a for _, a in outputs if a is not None]
 
 
@@ -198,6 +198,7 @@ def test_the_port_takes_its_vocabulary_from_the_project() -> None:
     assert words["country_currency"] == features.COUNTRY_CURRENCY
     assert tuple(words["merchant_categories"]) == features.MERCHANT_CATEGORIES
     assert [tuple(pair) for pair in words["reasons"]] == list(nodes._REASONS)
+    assert tuple(words["alert_fields"]) == nodes.ALERT_COLUMNS
 
 
 def test_port_refuses_a_model_with_other_features() -> None:
