@@ -199,6 +199,17 @@ def p99(samples: list[float]) -> float:
     return statistics.quantiles(samples, n=100, method="inclusive")[98]
 
 
+def quiet_kedro_logging() -> None:
+    """Kedro's rich INFO lines would cost the Kedro variants ~10-50 ms per run and flood the
+    terminal, and kedro-boot's per-run dataset replacement logs a WARNING per injected dataset;
+    silencing them for all (after every boot configured logging) compares the structures, not
+    the log settings."""
+    import logging
+
+    logging.getLogger("kedro").setLevel(logging.WARNING)
+    logging.getLogger("kedro.io.data_catalog").setLevel(logging.ERROR)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rounds", type=int, default=200)
@@ -206,14 +217,9 @@ def main() -> None:
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
 
-    import logging
-
     events, model, threshold = prepare()
     runs = variants(model, threshold)
-    # Kedro's rich INFO lines would cost the Kedro variants ~10-50 ms per run and flood the
-    # terminal; silencing them for all (after every boot configured logging) compares the
-    # structures, not the log settings.
-    logging.getLogger("kedro").setLevel(logging.WARNING)
+    quiet_kedro_logging()
     check_equal(runs, events.head(100))
     summary: dict[str, Any] = {"rounds": args.rounds}
     for size in (int(s) for s in args.sizes.split(",")):

@@ -51,7 +51,7 @@ from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartit
 import consume_process
 import quix_way
 from kedro_stream.kafka.embedded import EmbeddedBroker
-from session_overhead import PROJECT, prepare, variants
+from session_overhead import PROJECT, prepare, quiet_kedro_logging, variants
 
 SCHEMA = fastavro.parse_schema(json.loads((PROJECT / "schemas/payment.avsc").read_text()))
 Transform = Callable[[pd.DataFrame], tuple[pd.DataFrame, pd.DataFrame]]
@@ -422,6 +422,7 @@ def main() -> int:
 
     events, model, threshold = prepare()
     runs = variants(model, threshold)
+    quiet_kedro_logging()
     transforms: dict[str, Transform] = {
         "raw": runs["floor"],
         "kedro-boot": lambda batch: by_name(runs["kedro-boot"](batch)),

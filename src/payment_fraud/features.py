@@ -4,6 +4,9 @@ Training fits the model on ``build_features`` output and the stream scorer calls
 same function per micro-batch, so offline and online features cannot drift apart.
 """
 
+from collections.abc import Mapping
+from typing import Any
+
 import numpy as np
 import pandas as pd
 
@@ -56,11 +59,10 @@ NIGHT_END_HOUR = 6  # hours [0, 6) UTC count as night
 HIGH_AMOUNT = 500.0
 MS_PER_HOUR = 3_600_000
 
+_FLAG_FEATURES: tuple[str, ...] = ("cross_border", "card_not_present", "night")
 FEATURE_COLUMNS: tuple[str, ...] = (
     "log_amount",
-    "cross_border",
-    "card_not_present",
-    "night",
+    *_FLAG_FEATURES,
     *(f"category_{category}" for category in MERCHANT_CATEGORIES),
 )
 
@@ -76,19 +78,24 @@ _IS_RISKY = np.array([*(c in RISKY_CATEGORIES for c in MERCHANT_CATEGORIES), Fal
 
 def risk_flags(payments: pd.DataFrame) -> pd.DataFrame:
     """Boolean risk indicators: model inputs, and the words used to explain an alert."""
-    hour = (payments["event_time"].to_numpy(dtype=np.int64) // MS_PER_HOUR) % 24
+    return pd.DataFrame(flag_arrays(payments), index=payments.index)
+
+
+def flag_arrays(payments: Mapping[str, Any]) -> dict[str, np.ndarray]:
+    """``risk_flags`` as plain arrays, from a frame or from a mapping of column arrays: the
+    scoring nodes run on every micro-batch, where building a DataFrame costs more than the
+    arithmetic."""
+    amount = np.asarray(payments["amount"], dtype=np.float64)
+    hour = (np.asarray(payments["event_time"], dtype=np.int64) // MS_PER_HOUR) % 24
     local_currency = _LOCAL_CURRENCY[_COUNTRY_INDEX.get_indexer(payments["country"])]
     category = _CATEGORY_INDEX.get_indexer(payments["merchant_category"])
-    return pd.DataFrame(
-        {
-            "cross_border": local_currency != payments["currency"].to_numpy(),
-            "card_not_present": ~payments["card_present"].to_numpy(dtype=bool),
-            "night": hour < NIGHT_END_HOUR,
-            "risky_category": _IS_RISKY[category],
-            "high_amount": payments["amount"].to_numpy(dtype=np.float64) >= HIGH_AMOUNT,
-        },
-        index=payments.index,
-    )
+    return {
+        "cross_border": local_currency != np.asarray(payments["currency"], dtype=object),
+        "card_not_present": ~np.asarray(payments["card_present"], dtype=bool),
+        "night": hour < NIGHT_END_HOUR,
+        "risky_category": _IS_RISKY[category],
+        "high_amount": amount >= HIGH_AMOUNT,
+    }
 
 
 def build_features(payments: pd.DataFrame) -> pd.DataFrame:
@@ -96,17 +103,15 @@ def build_features(payments: pd.DataFrame) -> pd.DataFrame:
 
     Categories are one-hot encoded against the fixed vocabulary rather than the batch's
     values, so a one-row batch yields the same columns as the training set; an unknown
-    category encodes as all zeros instead of failing.
+    category encodes as all zeros instead of failing. The matrix is filled in place and
+    wrapped once: one float block, which ``to_numpy`` hands to the model without a copy.
     """
-    flags = risk_flags(payments)
+    flags = flag_arrays(payments)
     category = _CATEGORY_INDEX.get_indexer(payments["merchant_category"])
-    one_hot = category[:, np.newaxis] == np.arange(len(MERCHANT_CATEGORIES))
-    columns = {
-        "log_amount": np.log1p(payments["amount"].to_numpy(dtype=np.float64)),
-        "cross_border": flags["cross_border"].to_numpy(dtype=np.float64),
-        "card_not_present": flags["card_not_present"].to_numpy(dtype=np.float64),
-        "night": flags["night"].to_numpy(dtype=np.float64),
-    }
-    for position, name in enumerate(MERCHANT_CATEGORIES):
-        columns[f"category_{name}"] = one_hot[:, position].astype(np.float64)
-    return pd.DataFrame(columns, index=payments.index, columns=list(FEATURE_COLUMNS))
+    matrix = np.empty((len(payments), len(FEATURE_COLUMNS)), dtype=np.float64)
+    matrix[:, 0] = np.log1p(payments["amount"].to_numpy(dtype=np.float64))
+    for position, name in enumerate(_FLAG_FEATURES, start=1):
+        matrix[:, position] = flags[name]
+    first = 1 + len(_FLAG_FEATURES)
+    matrix[:, first:] = category[:, np.newaxis] == np.arange(len(MERCHANT_CATEGORIES))
+    return pd.DataFrame(matrix, index=payments.index, columns=list(FEATURE_COLUMNS), copy=False)

@@ -1,11 +1,15 @@
 """Per-micro-batch scoring. kedro-stream calls these on every batch, so they stay
-vectorised, silent and free of I/O; each accepts an empty or one-row batch."""
+vectorised, silent and free of I/O; each accepts an empty or one-row batch.
+
+On a batch of tens to a thousand rows, pandas' per-call costs (label indexing, aligning
+Series, inferring dtypes) outweigh the arithmetic, so frames are built once from column
+arrays and rows are picked by position."""
 
 import numpy as np
 import pandas as pd
 from sklearn.pipeline import Pipeline
 
-from payment_fraud.features import PAYMENT_COLUMNS, risk_flags
+from payment_fraud.features import PAYMENT_COLUMNS, flag_arrays
 
 _PAYMENT_DTYPES: dict[str, str] = {
     "payment_id": "str",
@@ -19,14 +23,8 @@ _PAYMENT_DTYPES: dict[str, str] = {
     "event_time": "int64",
 }
 SCORE_COLUMNS: tuple[str, ...] = ("payment_id", "account_id", "score")
-ALERT_COLUMNS: tuple[str, ...] = (
-    "payment_id",
-    "account_id",
-    "amount",
-    "merchant_category",
-    "score",
-    "reason",
-)
+_ALERT_PAYMENT_COLUMNS = ("payment_id", "account_id", "amount", "merchant_category")
+ALERT_COLUMNS: tuple[str, ...] = (*_ALERT_PAYMENT_COLUMNS, "score", "reason")
 # Risk flag -> words, in the order they are listed in an alert's reason.
 _REASONS: tuple[tuple[str, str], ...] = (
     ("cross_border", "cross-border"),
@@ -50,7 +48,14 @@ def _reason_table() -> np.ndarray:
 
 _REASON_TABLE = _reason_table()
 _REASON_FLAGS = [flag for flag, _ in _REASONS]
-_REASON_BITS = 1 << np.arange(len(_REASONS))
+# The columns an alert copies, and those its risk flags are computed from.
+_ALERT_INPUTS: tuple[str, ...] = (
+    *_ALERT_PAYMENT_COLUMNS,
+    "currency",
+    "country",
+    "card_present",
+    "event_time",
+)
 
 
 def clean_payments(payments: pd.DataFrame) -> pd.DataFrame:
@@ -70,9 +75,10 @@ def clean_payments(payments: pd.DataFrame) -> pd.DataFrame:
     columns["currency"] = columns["currency"].str.strip().str.upper()
     columns["country"] = columns["country"].str.strip().str.upper()
     columns["merchant_category"] = columns["merchant_category"].str.strip().str.lower()
-    clean = pd.DataFrame(columns)
+    # Arrays, not Series: the frame then has a fresh RangeIndex and nothing to align.
+    clean = pd.DataFrame({name: column.array for name, column in columns.items()}, copy=False)
     if clean["payment_id"].is_unique:
-        return clean.reset_index(drop=True)
+        return clean
     return clean.drop_duplicates("payment_id", keep="first", ignore_index=True)
 
 
@@ -87,9 +93,15 @@ def score_payments(
         probability = np.empty(0, dtype=np.float64)
     else:
         probability = model.predict_proba(features.to_numpy())[:, 1]  # fitted on the matrix
-    scores = clean_payments.loc[:, ["payment_id", "account_id"]]
-    scores["score"] = np.round(probability, 6)
-    return scores
+    return pd.DataFrame(
+        {
+            "payment_id": clean_payments["payment_id"].array,
+            "account_id": clean_payments["account_id"].array,
+            "score": np.round(probability, 6),
+        },
+        index=clean_payments.index,
+        copy=False,
+    )
 
 
 def flag_alerts(
@@ -100,13 +112,17 @@ def flag_alerts(
     ``scores`` must be row-aligned with ``clean_payments``, as ``score_payments`` makes it.
     """
     score = scores["score"].to_numpy()
-    hit = score >= alert_threshold
-    hits = clean_payments.loc[hit]
-    if hit.any():
-        flags = risk_flags(hits)[_REASON_FLAGS].to_numpy()
-    else:  # most small batches: no flags to describe
-        flags = np.zeros((0, len(_REASON_FLAGS)), dtype=bool)
-    alerts = hits.loc[:, ["payment_id", "account_id", "amount", "merchant_category"]]
-    alerts["score"] = score[hit]
-    alerts["reason"] = _REASON_TABLE[flags @ _REASON_BITS]
-    return alerts.reset_index(drop=True)
+    hit = np.flatnonzero(score >= alert_threshold)
+    picked = {name: clean_payments[name].array.take(hit) for name in _ALERT_INPUTS}
+    flags = flag_arrays(picked)
+    reasons = np.zeros(len(hit), dtype=np.intp)  # bit i set: reason i applies
+    for bit, flag in enumerate(_REASON_FLAGS):
+        reasons |= flags[flag].astype(np.intp) << bit
+    return pd.DataFrame(
+        {
+            **{name: picked[name] for name in _ALERT_PAYMENT_COLUMNS},
+            "score": score[hit],
+            "reason": _REASON_TABLE[reasons],
+        },
+        copy=False,
+    )
