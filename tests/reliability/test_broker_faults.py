@@ -33,6 +33,7 @@ from tests.stream_helpers import configure, consume_command, fast_group, payment
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 PARTITIONS, BROKERS = 6, 3
+OUTPUTS_BROKER = 2
 BEFORE, DURING = 1_500, 1_500  # records produced before the fault, and while it lasts
 POISON_EVERY = 101
 ENV = {**os.environ, "KEDRO_DISABLE_TELEMETRY": "1"}
@@ -57,11 +58,30 @@ class Case:
     #: twice (the client retries, or the commit is asked again in place).
     reprocesses: bool = True
     lasts_s: float = 3.0
+    #: A line the service must log, where the fault leaves one: proof it met the fault.
+    met: str | None = None
 
 
 def errors(api_key: ApiKey, *codes: int) -> Callable[[FaultInjector, dict[str, str]], None]:
     """The next requests of ``api_key``, to whichever broker, fail with ``codes`` in turn."""
     return lambda faults, names: faults.push_request_errors(api_key, list(codes))
+
+
+def output_errors(*codes: int) -> Callable[[FaultInjector, dict[str, str]], None]:
+    """The next Produce requests to the outputs' broker fail with ``codes`` in turn. Aimed at
+    that broker, not at any: the test's own input producer, which leaves no gap in its
+    partitions' offsets, must not meet the fault instead of the service."""
+    return lambda faults, names: faults.push_broker_request_errors(
+        OUTPUTS_BROKER, ApiKey.Produce, list(codes)
+    )
+
+
+def place_leaders(faults: FaultInjector, names: dict[str, str]) -> None:
+    """Inputs on broker 1, the service's outputs (and dead letters) on OUTPUTS_BROKER."""
+    for topic in ("input", "scores", "alerts", "dlq"):
+        leader = 1 if topic == "input" else OUTPUTS_BROKER
+        for partition in range(PARTITIONS):
+            faults.partition_set_leader(names[topic], partition, leader)
 
 
 def move_leaders(faults: FaultInjector, names: dict[str, str]) -> None:
@@ -83,10 +103,14 @@ CASES = [
     ),
     Case(
         "Produce: retriable errors",
-        errors(ApiKey.Produce, *[KafkaError.NOT_LEADER_FOR_PARTITION] * 3),
+        output_errors(*[KafkaError.NOT_LEADER_FOR_PARTITION] * 3),
         reprocesses=False,
     ),
-    Case("Produce: a record rejected", errors(ApiKey.Produce, KafkaError.MSG_SIZE_TOO_LARGE)),
+    Case(
+        "Produce: a record rejected",
+        output_errors(KafkaError.MSG_SIZE_TOO_LARGE),
+        met="outputs failed",
+    ),
     Case(
         "OffsetCommit: coordinator moving",
         errors(
@@ -100,6 +124,7 @@ CASES = [
     Case(
         "OffsetCommit: commit refused",
         errors(ApiKey.OffsetCommit, KafkaError.OFFSET_METADATA_TOO_LARGE),
+        met="OFFSET_METADATA_TOO_LARGE",
     ),
     Case(
         "Fetch: leader and topic errors",
@@ -229,6 +254,7 @@ def test_the_service_rides_out_the_fault(
     names = topics("fault")
     for topic in ("input", "scores", "alerts", "dlq"):
         faults.create_topic(names[topic], PARTITIONS)
+    place_leaders(faults, names)
     configure(stream_project, names, **{"batch.max_size": 200})
     fast_group(stream_project)
     inputs = Inputs(stream_project)
@@ -292,6 +318,8 @@ def test_the_service_rides_out_the_fault(
     assert not watched.ahead, watched.ahead[:3]
     assert watched.samples > 0, "the watcher never saw a full sample"
     assert not lost, f"{len(lost)} records without output, e.g. {sorted(lost)[:5]}"
+    if case.met is not None:
+        assert case.met in log.read_text(), f"the service never met the fault ({case.met!r})"
     assert inputs.poison <= set(dead)
     assert set(scored) <= set(inputs.good.values())
     if not case.reprocesses:
