@@ -7,9 +7,10 @@ be switched off by accident from ``kafka.consumer``/``kafka.producer``.
 from __future__ import annotations
 
 import socket
+from collections.abc import Callable
 from typing import Any
 
-from confluent_kafka import Consumer, Producer
+from confluent_kafka import Consumer, KafkaError, Message, Producer
 
 from kedro_stream.config import Guarantee, KafkaConfig, StreamConfig
 
@@ -54,5 +55,14 @@ def make_consumer(kafka: KafkaConfig, stream: StreamConfig) -> Consumer:
     return Consumer(consumer_config(kafka, stream))
 
 
-def make_producer(kafka: KafkaConfig, stream: StreamConfig) -> Producer:
-    return Producer(producer_config(kafka, stream))
+def make_producer(
+    kafka: KafkaConfig,
+    stream: StreamConfig,
+    *,
+    on_delivery: Callable[[KafkaError | None, Message], None] | None = None,
+) -> Producer:
+    """``on_delivery`` is the producer's one delivery callback (for failures only, by default)."""
+    config = producer_config(kafka, stream)
+    if on_delivery is not None:
+        config["on_delivery"] = on_delivery
+    return Producer(config)

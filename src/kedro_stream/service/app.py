@@ -98,7 +98,9 @@ def consume(
             kafka,
             project_path=project_path,
             consumer_factory=lambda: make_consumer(kafka, stream),
-            producer_factory=lambda: make_producer(kafka, stream),
+            producer_factory=lambda on_delivery: make_producer(
+                kafka, stream, on_delivery=on_delivery
+            ),
             max_messages=max_messages,
             idle_timeout_s=idle_timeout_s,
         )

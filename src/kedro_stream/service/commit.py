@@ -105,8 +105,17 @@ class CommitProtocol(Protocol):
     def close(self) -> None: ...
 
 
-class _Deliveries:
-    """Collects delivery reports of one batch."""
+DeliveryCallback = Callable[[KafkaError | None, Message], None]
+
+
+class DeliveryFailures:
+    """The producer's delivery callback, for its whole life.
+
+    Reports come for failures only (``delivery.report.only.error``). One callback set when the
+    producer is built, rather than one passed with every ``produce``, saves ~0.2 µs a record.
+    Every batch flushes before the next begins, so what arrives between :meth:`clear` and the
+    batch's flush is that batch's.
+    """
 
     def __init__(self) -> None:
         self.failed: list[KafkaError] = []
@@ -115,16 +124,19 @@ class _Deliveries:
         if error is not None:
             self.failed.append(error)
 
+    def clear(self) -> None:
+        self.failed = []
 
-def _produce(
-    producer: Producer, messages: Iterable[Outgoing], on_delivery: _Deliveries | None
-) -> None:
-    for m in messages:
+
+def _produce(producer: Producer, messages: Iterable[Outgoing]) -> None:
+    produce = producer.produce
+    for topic, value, key, headers in messages:
         while True:
             try:
-                producer.produce(
-                    m.topic, value=m.value, key=m.key, headers=m.headers, on_delivery=on_delivery
-                )
+                if headers:
+                    produce(topic, value, key, headers=headers)
+                else:  # even headers=None costs ~0.3 µs a call
+                    produce(topic, value, key)
                 break
             except BufferError:  # local queue full: let deliveries drain, then retry
                 producer.poll(0.05)
@@ -132,17 +144,25 @@ def _produce(
 
 
 class AtLeastOnce:
-    def __init__(self, consumer: Consumer, producer: Producer, *, flush_timeout_s: float) -> None:
+    def __init__(
+        self,
+        consumer: Consumer,
+        producer: Producer,
+        deliveries: DeliveryFailures,
+        *,
+        flush_timeout_s: float,
+    ) -> None:
+        """``deliveries`` must be ``producer``'s delivery callback."""
         self._consumer = consumer
         self._producer = producer
         self._flush_timeout_s = flush_timeout_s
-        self._deliveries = _Deliveries()
+        self._deliveries = deliveries
 
     def begin(self) -> None:
-        self._deliveries = _Deliveries()
+        self._deliveries.clear()
 
     def publish(self, messages: Iterable[Outgoing]) -> None:
-        _produce(self._producer, messages, self._deliveries)
+        _produce(self._producer, messages)
 
     def complete(self, offsets: list[TopicPartition]) -> None:
         pending = self._producer.flush(self._flush_timeout_s)
@@ -181,7 +201,7 @@ class ExactlyOnce:
         self._open = True
 
     def publish(self, messages: Iterable[Outgoing]) -> None:
-        _produce(self._producer, messages, None)  # commit_transaction fails on any failed output
+        _produce(self._producer, messages)  # commit_transaction fails on any failed output
 
     def complete(self, offsets: list[TopicPartition]) -> None:
         """Errors that librdkafka marks retriable are retried in place, as its transactional

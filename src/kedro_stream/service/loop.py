@@ -31,7 +31,14 @@ from kedro_stream.serde import (
 )
 from kedro_stream.serde.frames import to_dataset
 from kedro_stream.service.batch import Batch, collect
-from kedro_stream.service.commit import AtLeastOnce, CommitAbandoned, CommitProtocol, ExactlyOnce
+from kedro_stream.service.commit import (
+    AtLeastOnce,
+    CommitAbandoned,
+    CommitProtocol,
+    DeliveryCallback,
+    DeliveryFailures,
+    ExactlyOnce,
+)
 from kedro_stream.service.keepalive import KeepAlive
 from kedro_stream.service.messages import Outgoing, dead_letter
 from kedro_stream.session import StreamSession
@@ -76,7 +83,7 @@ class StreamService:
         *,
         project_path: Path,
         consumer_factory: Callable[[], Consumer],
-        producer_factory: Callable[[], Producer],
+        producer_factory: Callable[[DeliveryCallback], Producer],
         max_messages: int | None = None,
         idle_timeout_s: float | None = None,
         metrics: StreamMetrics | None = None,
@@ -152,12 +159,15 @@ class StreamService:
 
     def run(self) -> Progress:
         consumer = self._consumer_factory()
-        producer = self._producer_factory()
+        deliveries = DeliveryFailures()
+        producer = self._producer_factory(deliveries)
         protocol: CommitProtocol
         if self._stream.guarantee is Guarantee.EXACTLY_ONCE:
             protocol = ExactlyOnce(consumer, producer, timeout_s=_CLIENT_TIMEOUT_S)
         else:
-            protocol = AtLeastOnce(consumer, producer, flush_timeout_s=_CLIENT_TIMEOUT_S)
+            protocol = AtLeastOnce(
+                consumer, producer, deliveries, flush_timeout_s=_CLIENT_TIMEOUT_S
+            )
         keepalive = KeepAlive(
             consumer,
             # Well inside max.poll.interval.ms, and long enough that short runs never pause.
