@@ -25,6 +25,8 @@ _CONSUMER_DEFAULTS = {
 _PRODUCER_DEFAULTS = {"linger.ms": 5, "delivery.report.only.error": True}
 _PRODUCER_FIXED = {"enable.idempotence": True, "acks": "all"}
 
+DeliveryCallback = Callable[[KafkaError | None, Message], None]
+
 
 def consumer_config(kafka: KafkaConfig, stream: StreamConfig) -> dict[str, Any]:
     config = {
@@ -59,7 +61,7 @@ def make_producer(
     kafka: KafkaConfig,
     stream: StreamConfig,
     *,
-    on_delivery: Callable[[KafkaError | None, Message], None] | None = None,
+    on_delivery: DeliveryCallback | None = None,
 ) -> Producer:
     """``on_delivery`` is the producer's one delivery callback (for failures only, by default)."""
     config = producer_config(kafka, stream)

@@ -105,9 +105,6 @@ class CommitProtocol(Protocol):
     def close(self) -> None: ...
 
 
-DeliveryCallback = Callable[[KafkaError | None, Message], None]
-
-
 class DeliveryFailures:
     """The producer's delivery callback, for its whole life.
 

@@ -20,6 +20,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, Topi
 
 from kedro_stream.config import Guarantee, KafkaConfig, OnFailure, StreamConfig
 from kedro_stream.errors import KedroStreamError
+from kedro_stream.kafka.clients import DeliveryCallback
 from kedro_stream.metrics import StreamMetrics
 from kedro_stream.serde import (
     METADATA_COLUMNS,
@@ -35,7 +36,6 @@ from kedro_stream.service.commit import (
     AtLeastOnce,
     CommitAbandoned,
     CommitProtocol,
-    DeliveryCallback,
     DeliveryFailures,
     ExactlyOnce,
 )
@@ -83,7 +83,7 @@ class StreamService:
         *,
         project_path: Path,
         consumer_factory: Callable[[], Consumer],
-        producer_factory: Callable[[DeliveryCallback], Producer],
+        producer_factory: Callable[[DeliveryCallback | None], Producer],
         max_messages: int | None = None,
         idle_timeout_s: float | None = None,
         metrics: StreamMetrics | None = None,
@@ -159,12 +159,14 @@ class StreamService:
 
     def run(self) -> Progress:
         consumer = self._consumer_factory()
-        deliveries = DeliveryFailures()
-        producer = self._producer_factory(deliveries)
         protocol: CommitProtocol
         if self._stream.guarantee is Guarantee.EXACTLY_ONCE:
+            # No delivery callback: commit_transaction fails on any failed output.
+            producer = self._producer_factory(None)
             protocol = ExactlyOnce(consumer, producer, timeout_s=_CLIENT_TIMEOUT_S)
         else:
+            deliveries = DeliveryFailures()
+            producer = self._producer_factory(deliveries)
             protocol = AtLeastOnce(
                 consumer, producer, deliveries, flush_timeout_s=_CLIENT_TIMEOUT_S
             )
