@@ -76,18 +76,21 @@ def output_errors(*codes: int) -> Callable[[FaultInjector, dict[str, str]], None
     )
 
 
-def place_leaders(faults: FaultInjector, names: dict[str, str]) -> None:
-    """Inputs on broker 1, the service's outputs (and dead letters) on OUTPUTS_BROKER."""
+def placed_leader(topic: str) -> int:
+    """Where each topic's partitions lead from the start: inputs on broker 1, the service's
+    outputs (and dead letters) on OUTPUTS_BROKER."""
+    return 1 if topic == "input" else OUTPUTS_BROKER
+
+
+def set_leaders(faults: FaultInjector, names: dict[str, str], leader: Callable[[str], int]) -> None:
     for topic in ("input", "scores", "alerts", "dlq"):
-        leader = 1 if topic == "input" else OUTPUTS_BROKER
         for partition in range(PARTITIONS):
-            faults.partition_set_leader(names[topic], partition, leader)
+            faults.partition_set_leader(names[topic], partition, leader(topic))
 
 
 def move_leaders(faults: FaultInjector, names: dict[str, str]) -> None:
-    for topic in (names["input"], names["scores"], names["alerts"], names["dlq"]):
-        for partition in range(PARTITIONS):
-            faults.partition_set_leader(topic, partition, (partition + 1) % BROKERS + 1)
+    """Every partition to the broker after its placed one: each leader moves."""
+    set_leaders(faults, names, lambda topic: placed_leader(topic) % BROKERS + 1)
 
 
 CASES = [
@@ -254,7 +257,7 @@ def test_the_service_rides_out_the_fault(
     names = topics("fault")
     for topic in ("input", "scores", "alerts", "dlq"):
         faults.create_topic(names[topic], PARTITIONS)
-    place_leaders(faults, names)
+    set_leaders(faults, names, placed_leader)
     configure(stream_project, names, **{"batch.max_size": 200})
     fast_group(stream_project)
     inputs = Inputs(stream_project)
