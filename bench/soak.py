@@ -6,7 +6,9 @@ user would start it, with ``--metrics-port``; every ``--window-s`` this script r
 ``kedro_stream_records_consumed_total`` from /metrics and its resident memory from /proc.
 
 It prints one row per window, then the steady state: windows after the first ``--warmup``
-fraction of records. Resident memory there must stay within ±``--rss-band`` % of its median
+fraction of records. There must be at least ``--min-steady-windows`` of them (a spread over one
+or two windows proves nothing), and resident memory there must stay within ±``--rss-band`` % of
+its median and grow by less than ``--rss-band`` % from the first steady window to the last
 (exit code 1 otherwise); throughput is reported, never asserted (machines are noisy).
 
 Usage: python bench/soak.py [--records 1000000] [--window-s 10] [--json]
@@ -132,7 +134,7 @@ def soak(bootstrap: str, args: argparse.Namespace) -> list[Window]:
         progressed_at, progressed_count = started, 0
         print(f"{'window':>6}{'elapsed s':>11}{'records':>11}{'rec/s':>9}{'RSS MiB':>9}")
         while last_count < args.records:
-            time.sleep(0.5)  # sampling cadence
+            time.sleep(min(0.5, args.window_s / 2))  # sampling cadence
             if feeder.error is not None:
                 raise SystemExit(f"the producer failed: {feeder.error}")
             if service.poll() is not None:
@@ -169,11 +171,15 @@ def soak(bootstrap: str, args: argparse.Namespace) -> list[Window]:
 
 def summarise(windows: list[Window], args: argparse.Namespace) -> dict[str, float | bool]:
     steady = [w for w in windows if w.records > args.warmup * args.records]
+    if not steady:
+        raise SystemExit("no window after the warm-up: lower --window-s or raise --records")
     rss = [w.rss_mib for w in steady]
     rates = [w.per_s for w in steady[:-1]] or [w.per_s for w in steady]  # last one is partial
     median_rss = statistics.median(rss)
     spread = max(abs(r - median_rss) / median_rss for r in rss) * 100
+    growth = (rss[-1] - rss[0]) / rss[0] * 100  # a slow leak stays inside a median's band
     half = max(1, len(rates) // 2)
+    enough = len(steady) >= args.min_steady_windows
     return {
         "records": windows[-1].records,
         "elapsed_s": round(windows[-1].elapsed_s, 1),
@@ -189,7 +195,8 @@ def summarise(windows: list[Window], args: argparse.Namespace) -> dict[str, floa
         "rss_min_mib": round(min(rss), 1),
         "rss_max_mib": round(max(rss), 1),
         "rss_spread_pct": round(spread, 1),
-        "rss_within_band": spread <= args.rss_band,
+        "rss_growth_pct": round(growth, 1),
+        "rss_within_band": enough and spread <= args.rss_band and growth <= args.rss_band,
     }
 
 
@@ -203,6 +210,12 @@ def main() -> int:
     parser.add_argument("--max-backlog", type=int, default=50_000)
     parser.add_argument("--warmup", type=float, default=0.2, help="Fraction of records.")
     parser.add_argument("--rss-band", type=float, default=10.0, help="Percent around the median.")
+    parser.add_argument(
+        "--min-steady-windows",
+        type=int,
+        default=5,
+        help="Fewer steady windows fail the run: lower --window-s or raise --records.",
+    )
     parser.add_argument("--stall-s", type=float, default=60.0, help="Fail after no progress.")
     parser.add_argument(
         "--log", type=Path, default=Path("soak-service.log"), help="The service's stderr."
@@ -225,9 +238,15 @@ def main() -> int:
         f"(min {summary['throughput_min']}, max {summary['throughput_max']}, second half / "
         f"first half {summary['throughput_drift']}); RSS {summary['rss_median_mib']} MiB median "
         f"({summary['rss_min_mib']}-{summary['rss_max_mib']}, "
-        f"±{summary['rss_spread_pct']}%, band ±{args.rss_band:g}%: "
-        f"{'within' if summary['rss_within_band'] else 'OUTSIDE'})"
+        f"±{summary['rss_spread_pct']}%, first to last {summary['rss_growth_pct']:+}%, "
+        f"band ±{args.rss_band:g}%: {'within' if summary['rss_within_band'] else 'OUTSIDE'})"
     )
+    if summary["steady_windows"] < args.min_steady_windows:
+        print(
+            f"too few steady windows to judge memory ({summary['steady_windows']} < "
+            f"{args.min_steady_windows}): lower --window-s or raise --records",
+            flush=True,
+        )
     if args.json:
         print(json.dumps(summary))
     return 0 if summary["rss_within_band"] else 1

@@ -19,6 +19,13 @@ from tests.kafka_helpers import (
     produce_json,
     read_topic,
 )
+from tests.reconcile import (
+    assert_reconciled,
+    expected_outputs,
+    reconcile_alerts,
+    reconcile_dead_letters,
+    reconcile_scores,
+)
 from tests.stream_helpers import configure, payments, run_stream, topics
 
 pytestmark = pytest.mark.integration
@@ -36,64 +43,41 @@ def test_every_good_record_is_scored_and_every_poison_record_dead_lettered(
     kafka_broker, stream_project: Path
 ) -> None:
     names = topics("alo")
+    bootstrap = kafka_broker.bootstrap_servers
     create_topic(kafka_broker, names["input"], partitions=3)
     configure(stream_project, names, **{"batch.max_size": 100})
-    good = payments(stream_project, 400)
-    produce_json(kafka_broker.bootstrap_servers, names["input"], good[:200])
-    produce(kafka_broker.bootstrap_servers, names["input"], POISON)
-    produce_json(kafka_broker.bootstrap_servers, names["input"], good[200:])
+    good = payments(stream_project, 3000)  # enough synthetic payments to hold some fraud
+    produce_json(bootstrap, names["input"], good[:1500])
+    produce(bootstrap, names["input"], POISON)
+    produce_json(bootstrap, names["input"], good[1500:])
+    total = len(good) + len(POISON)
 
-    progress = run_stream(
-        stream_project, names, kafka_broker.bootstrap_servers, max_messages=405, idle_timeout_s=30
-    )
+    progress = run_stream(stream_project, names, bootstrap, max_messages=total, idle_timeout_s=30)
 
-    assert progress.records == 405
+    assert progress.records == total
     assert progress.dead_lettered == len(POISON)
-    scores = read_topic(kafka_broker.bootstrap_servers, names["scores"], expect=400)
-    scored_ids = [json.loads(m.value())["payment_id"] for m in scores]
-    assert sorted(scored_ids) == sorted(p["payment_id"] for p in good)
-    assert all(m.key() == json.loads(m.value())["payment_id"].encode() for m in scores)
-
-    dead = read_topic(kafka_broker.bootstrap_servers, names["dlq"], expect=len(POISON))
-    assert sorted(m.value() for m in dead) == sorted(POISON)  # bytes kept as they were
-    for message in dead:
+    expected = expected_outputs(stream_project, good)
+    assert expected.alerts, "3000 synthetic payments hold some fraud"
+    # Every output of the namespace, both ways, each record exactly once (nothing failed).
+    assert_reconciled(
+        reconcile_scores(expected, read_topic(bootstrap, names["scores"], expect=len(good))),
+        reconcile_alerts(expected, read_topic(bootstrap, names["alerts"])),
+        reconcile_dead_letters(
+            POISON,
+            read_topic(bootstrap, names["dlq"], expect=len(POISON)),
+            stage="decode",
+            error_class="DecodeError",
+        ),
+        exact=True,
+    )
+    for message in read_topic(bootstrap, names["dlq"], expect=len(POISON)):
         h = headers(message)
-        assert h["kedro-stream.error.stage"] == b"decode"
-        assert h["kedro-stream.error.class"] == b"DecodeError"
-        assert h["kedro-stream.error.message"]
         assert h["kedro-stream.source.topic"] == names["input"].encode()
         assert int(h["kedro-stream.source.offset"]) >= 0
         assert h["kedro-stream.namespace"] == b"scoring"
 
-    # Committed offsets are exactly the end of what was processed: 405 records.
-    assert (
-        sum(committed(kafka_broker.bootstrap_servers, names["group"], names["input"]).values())
-        == 405
-    )
-
-
-def test_alerts_are_a_subset_of_scores_above_the_threshold(
-    kafka_broker, stream_project: Path
-) -> None:
-    names = topics("alerts")
-    configure(stream_project, names)
-    good = payments(stream_project, 3000)
-    produce_json(kafka_broker.bootstrap_servers, names["input"], good)
-    run_stream(
-        stream_project, names, kafka_broker.bootstrap_servers, max_messages=3000, idle_timeout_s=30
-    )
-    scores = {
-        s["payment_id"]: s["score"]
-        for s in (
-            json.loads(m.value())
-            for m in read_topic(kafka_broker.bootstrap_servers, names["scores"], expect=3000)
-        )
-    }
-    alerts = [
-        json.loads(m.value()) for m in read_topic(kafka_broker.bootstrap_servers, names["alerts"])
-    ]
-    assert alerts, "3000 synthetic payments hold some fraud"
-    assert all(scores[a["payment_id"]] >= 0.8 for a in alerts)
+    # Committed offsets are exactly the end of what was processed.
+    assert sum(committed(bootstrap, names["group"], names["input"]).values()) == total
 
 
 def test_a_failing_batch_is_retried_then_dead_lettered(kafka_broker, stream_project: Path) -> None:
@@ -117,8 +101,12 @@ def test_a_failing_batch_is_retried_then_dead_lettered(kafka_broker, stream_proj
     assert progress.dead_lettered == 1
     dead = read_topic(kafka_broker.bootstrap_servers, names["dlq"], expect=1)
     assert headers(dead[0])["kedro-stream.error.stage"] == b"pipeline"
+    assert headers(dead[0])["kedro-stream.error.class"] == b"ValueError"  # the model's NaN check
     assert json.loads(dead[0].value())["payment_id"] == "p-broken"
-    assert committed(kafka_broker.bootstrap_servers, names["group"], names["input"]) != {}
+    # The one record is committed, on its partition alone.
+    assert list(
+        committed(kafka_broker.bootstrap_servers, names["group"], names["input"]).values()
+    ) == [1]
 
 
 def test_a_failing_batch_stops_the_service_without_commit(

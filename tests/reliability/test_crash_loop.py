@@ -1,9 +1,11 @@
 """The crash loop: 100 000 payments streamed in while the consumer is SIGKILLed at random points
 ten times and restarted, in both guarantees.
 
-At-least-once: every good input has at least one output (duplicates counted and reported, never
-lost) and every poison record is in the dead-letter topic. Exactly-once: the same, plus, on a
-broker whose read_committed readers hide aborted transactions, exactly one output per input.
+At-least-once: every good input has its score, and its alert when it scores at or above the
+threshold (duplicates counted and reported, never lost), every poison record is in the
+dead-letter topic as a decode error, and nothing else is in any of them. After every kill, no
+committed record may lack any of its outputs. Exactly-once: the same, plus, on a broker whose
+read_committed readers hide aborted transactions, exactly one output per input.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections import Counter
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,38 +29,56 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, Message, Producer, Topic
 from kedro_stream.testing.brokers import BrokerHandle, create_topic
 from tests.conftest import copy_project
 from tests.kafka_helpers import assert_retained, committed, partitions, read_topic, wait_until
+from tests.reconcile import (
+    Expected,
+    assert_reconciled,
+    expected_outputs,
+    payment_id,
+    reconcile_alerts,
+    reconcile_dead_letters,
+    reconcile_scores,
+    table,
+)
 from tests.stream_helpers import configure, consume_command, fast_group, payments, topics
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 TOTAL, KILLS, POISON_EVERY, PARTITIONS = 100_000, 10, 97, 16
 ENV = {**os.environ, "KEDRO_DISABLE_TELEMETRY": "1"}
+#: A budget for one crash loop with its checks: ten restarts, each joining the group, then a
+#: full drain and reads of every output; Tansu's exactly-once restarts are the slowest.
+CRASH_LOOP_BUDGET_S = 1200
 
 
 @dataclass(frozen=True)
 class CrashRun:
     names: dict[str, str]
-    good: set[str]
+    expected: Expected
     poison: set[bytes]
     committed: int
-    #: After each kill: committed records whose output was not in the output topic.
+    #: After each kill: committed records lacking one of their outputs, in any output topic.
     ahead_at_kills: list[int]
+
+    @property
+    def good(self) -> set[str]:
+        return set(self.expected.scores)
 
 
 def good_id(i: int) -> str | None:
     return None if i % POISON_EVERY == 0 else f"c-{i:06d}"
 
 
-def inputs(project: Path) -> tuple[list[bytes], set[str], set[bytes]]:
+def inputs(project: Path) -> tuple[list[bytes], list[dict], set[bytes]]:
+    """The input values in order, the good payments among them, and the poison values."""
     pool = payments(project, 20_000)
-    values, good, poison = [], set(), set()
+    values, good, poison = [], [], set()
     for i in range(TOTAL):
         payment_id = good_id(i)
         if payment_id is None:
             value = f'{{"poison": {i}'.encode()  # truncated JSON, unique per record
             poison.add(value)
         else:
-            good.add(payment_id)
-            value = json.dumps({**pool[i % len(pool)], "payment_id": payment_id}).encode()
+            good.append({**pool[i % len(pool)], "payment_id": payment_id})
+            value = json.dumps(good[-1]).encode()
         values.append(value)
     return values, good, poison
 
@@ -80,15 +100,21 @@ def produce_in_order(bootstrap: str, topic: str, values: list[bytes], start: int
     assert_retained(bootstrap, topic, first)
 
 
-def claimed(offsets: dict[int, int]) -> set[str]:
-    """The good records that committed ``offsets`` say are done."""
-    indices = (p + k * PARTITIONS for p, offset in offsets.items() for k in range(offset))
-    return {payment_id for i in indices if (payment_id := good_id(i)) is not None}
+def claimed(offsets: dict[int, int]) -> tuple[set[str], set[bytes]]:
+    """The good records (by id) and the poison ones (by value) that committed ``offsets`` say
+    are done."""
+    indices = [p + k * PARTITIONS for p, offset in offsets.items() for k in range(offset)]
+    good = {payment_id for i in indices if (payment_id := good_id(i)) is not None}
+    poison = {f'{{"poison": {i}'.encode() for i in indices if good_id(i) is None}
+    return good, poison
 
 
-def missing_outputs(bootstrap: str, topic: str, expected: set[str], timeout_s: float) -> set[str]:
-    """Which of ``expected`` has no output in ``topic``: reads until all are seen or the
-    timeout (no watermarks needed, so it holds on brokers whose watermarks are wrong)."""
+def missing_outputs(
+    bootstrap: str, topic: str, expected: set, key: Callable[[Message], object], timeout_s: float
+) -> set:
+    """Which of ``expected`` has no record in ``topic`` (``key`` names a record): reads until
+    all are seen or the timeout (no watermarks needed, so it holds on brokers whose watermarks
+    are wrong)."""
     consumer = Consumer(
         {
             "bootstrap.servers": bootstrap,
@@ -104,10 +130,27 @@ def missing_outputs(bootstrap: str, topic: str, expected: set[str], timeout_s: f
         while missing and time.monotonic() < deadline:
             for message in consumer.consume(5000, 0.2):
                 if message.error() is None:
-                    missing.discard(json.loads(message.value())["payment_id"])
+                    missing.discard(key(message))
     finally:
         consumer.close()
     return missing
+
+
+def committed_without_output(
+    bootstrap: str, names: dict[str, str], expected: Expected, timeout_s: float
+) -> int:
+    """Committed records lacking an output: a score, an alert where one is due, a dead letter."""
+    good, poison = claimed(committed(bootstrap, names["group"], names["input"]))
+    checks = [
+        (names["scores"], good, payment_id),
+        (names["alerts"], expected.claimed_alerts(good), payment_id),
+        (names["dlq"], poison, Message.value),
+    ]
+    return sum(
+        len(missing_outputs(bootstrap, topic, want, key, timeout_s))
+        for topic, want, key in checks
+        if want
+    )
 
 
 def crash_loop(handle: BrokerHandle, project: Path, guarantee: str) -> CrashRun:
@@ -121,13 +164,16 @@ def crash_loop(handle: BrokerHandle, project: Path, guarantee: str) -> CrashRun:
     configure(project, names, **{"batch.max_size": 1000, "guarantee": guarantee})
     fast_group(project)
     values, good, poison = inputs(project)
+    expected = expected_outputs(project, good)
     consume = consume_command(names, bootstrap, "--idle-timeout-s", "8")
     if handle.faults is not None:
         # 20 ms to every broker widens the time between the outputs' acks and the commit, so
         # some kills land there (they show up as duplicates).
         handle.faults.set_rtt(-1, 20)
     try:
-        ahead_at_kills = stream_in_and_kill(project, names, bootstrap, values, consume)
+        ahead_at_kills = stream_in_and_kill(
+            project, names, bootstrap, values, consume, expected=expected
+        )
     finally:
         if handle.faults is not None:
             handle.faults.reset()
@@ -135,10 +181,10 @@ def crash_loop(handle: BrokerHandle, project: Path, guarantee: str) -> CrashRun:
         consume, cwd=project, env=ENV, capture_output=True, text=True, timeout=300, check=False
     )
     assert final.returncode == 0, final.stderr[-2000:]
-    for output in ("scores", "dlq"):  # a broker that dropped outputs is not a lost output
+    for output in ("scores", "alerts", "dlq"):  # a broker that dropped them is not a loss
         everything = dict.fromkeys(partitions(bootstrap, names[output]), 0)
         assert_retained(bootstrap, names[output], everything)
-    return CrashRun(names, good, poison, progress(bootstrap, names), ahead_at_kills)
+    return CrashRun(names, expected, poison, progress(bootstrap, names), ahead_at_kills)
 
 
 def progress(bootstrap: str, names: dict[str, str]) -> int:
@@ -146,12 +192,18 @@ def progress(bootstrap: str, names: dict[str, str]) -> int:
 
 
 def stream_in_and_kill(
-    project: Path, names: dict[str, str], bootstrap: str, values: list[bytes], consume: list[str]
+    project: Path,
+    names: dict[str, str],
+    bootstrap: str,
+    values: list[bytes],
+    consume: list[str],
+    *,
+    expected: Expected,
 ) -> list[int]:
     """A tenth of the inputs is produced as each instance starts, so it meets a growing
     backlog; it is SIGKILLed at a random point after its first commit. After each kill, the
-    committed offsets are read and then the outputs: returns, per kill, how many committed
-    records had no output (a commit ahead of its outputs)."""
+    committed offsets are read and then every output topic: returns, per kill, how many
+    committed records lacked an output (a commit ahead of its outputs)."""
     rng = random.Random(7)
     chunk = len(values) // KILLS
     ahead_at_kills = []
@@ -175,46 +227,43 @@ def stream_in_and_kill(
             finally:
                 service.send_signal(signal.SIGKILL)
                 service.wait(timeout=10)
-            done = claimed(committed(bootstrap, names["group"], names["input"]))
-            ahead_at_kills.append(len(missing_outputs(bootstrap, names["scores"], done, 30)))
+            ahead_at_kills.append(committed_without_output(bootstrap, names, expected, 30))
         for sent in streaming:
             sent.result(timeout=120)
     return ahead_at_kills
 
 
-def reconciliation(run: CrashRun, outputs: Counter[str], dead: Counter[bytes]) -> str:
-    rows = [
-        ("good", run.good, outputs),
-        ("poison", run.poison, dead),
-    ]
-    lines = [f"{'records':<8}{'inputs':>9}{'with output':>13}{'missing':>9}{'duplicates':>12}"]
-    for name, sent, seen in rows:
-        found = len(sent & seen.keys())
-        extra = sum(seen.values()) - len(seen)
-        lines.append(f"{name:<8}{len(sent):>9}{found:>13}{len(sent) - found:>9}{extra:>12}")
-    return "\n".join(lines)
-
-
 def check_nothing_lost(
-    handle: BrokerHandle, run: CrashRun, title: str, capsys: pytest.CaptureFixture[str]
+    handle: BrokerHandle,
+    run: CrashRun,
+    title: str,
+    capsys: pytest.CaptureFixture[str],
+    isolation: str = "read_uncommitted",
 ) -> None:
+    """Every output topic against the oracle, both ways; with ``exact``, each record once."""
     bootstrap = handle.bootstrap_servers
-    outputs = Counter(
-        json.loads(m.value())["payment_id"]
-        for m in read_topic(bootstrap, run.names["scores"], timeout_s=120)  # duplicates too
+
+    def read(topic: str, timeout_s: float) -> list[Message]:
+        return read_topic(bootstrap, run.names[topic], timeout_s=timeout_s, isolation=isolation)
+
+    rows = (
+        reconcile_scores(run.expected, read("scores", 120)),  # duplicates too
+        reconcile_alerts(run.expected, read("alerts", 60)),
+        reconcile_dead_letters(
+            run.poison, read("dlq", 60), stage="decode", error_class="DecodeError"
+        ),
     )
-    dead = Counter(m.value() for m in read_topic(bootstrap, run.names["dlq"], timeout_s=60))
-    table = reconciliation(run, outputs, dead)
-    table += f"\ncommitted records without output, after each kill: {run.ahead_at_kills}"
     with capsys.disabled():
-        sys.stdout.write(f"\ncrash loop, {title}, {KILLS} SIGKILLs:\n{table}\n")
-    assert not any(run.ahead_at_kills), table
+        sys.stdout.write(f"\ncrash loop, {title}, {KILLS} SIGKILLs:\n{table(*rows)}")
+        sys.stdout.write(
+            f"\ncommitted records without output, after each kill: {run.ahead_at_kills}\n"
+        )
+    assert not any(run.ahead_at_kills), run.ahead_at_kills
     assert run.committed == TOTAL
-    assert run.good <= outputs.keys(), table
-    assert run.poison <= dead.keys(), table
-    assert outputs.keys() <= run.good, "an output for an input that was never sent"
+    assert_reconciled(*rows, exact=isolation == "read_committed")
 
 
+@pytest.mark.timeout(CRASH_LOOP_BUDGET_S)
 def test_at_least_once_sigkill_ten_times_loses_nothing(
     kafka_broker, stream_project: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -237,6 +286,7 @@ def exactly_once_run(kafka_broker, project_after_kedro_run: Path, tmp_path_facto
     return crash_loop(kafka_broker, project, "exactly-once")
 
 
+@pytest.mark.timeout(CRASH_LOOP_BUDGET_S)  # the first user of the fixture runs the loop
 def test_exactly_once_sigkill_ten_times_loses_nothing(
     kafka_broker, exactly_once_run: CrashRun, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -244,27 +294,10 @@ def test_exactly_once_sigkill_ten_times_loses_nothing(
 
 
 @pytest.mark.unsupported_broker("tansu", "Tansu's read_committed readers see aborted records")
+@pytest.mark.timeout(CRASH_LOOP_BUDGET_S)
 def test_exactly_once_sigkill_ten_times_outputs_each_input_once(
     kafka_broker, exactly_once_run: CrashRun, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    scores = read_topic(
-        kafka_broker.bootstrap_servers,
-        exactly_once_run.names["scores"],
-        timeout_s=120,
-        isolation="read_committed",
+    check_nothing_lost(
+        kafka_broker, exactly_once_run, "exactly-once, read_committed", capsys, "read_committed"
     )
-    outputs = Counter(json.loads(m.value())["payment_id"] for m in scores)
-    dead = Counter(
-        m.value()
-        for m in read_topic(
-            kafka_broker.bootstrap_servers,
-            exactly_once_run.names["dlq"],
-            timeout_s=60,
-            isolation="read_committed",
-        )
-    )
-    table = reconciliation(exactly_once_run, outputs, dead)
-    with capsys.disabled():
-        sys.stdout.write(f"\ncrash loop, exactly-once, read_committed:\n{table}\n")
-    assert outputs == Counter(exactly_once_run.good), table
-    assert dead == Counter(exactly_once_run.poison), table

@@ -80,6 +80,7 @@ class _ControlService:
             "broker_up",
             "set_rtt",
             "push_broker_request_errors",
+            "broker_error_stack_count",
             "clear_request_errors",
             "partition_set_leader",
             "coordinator_set",
@@ -226,6 +227,10 @@ class FaultInjector:
             errors=list(errors),
             rtts_ms=list(rtts_ms) if rtts_ms is not None else [0] * len(errors),
         )
+
+    def broker_error_stack_count(self, broker_id: int, api_key: int) -> int:
+        """Errors pushed for one broker and ``api_key`` that no request took yet: 0 once met."""
+        return self._call("broker_error_stack_count", broker_id=broker_id, api_key=api_key)
 
     def clear_request_errors(self, api_key: int) -> None:
         """Drop the errors :meth:`push_request_errors` queued that no request consumed yet."""

@@ -93,6 +93,10 @@ _SIGNATURES: dict[str, tuple[Any, list[Any]]] = {
     # explicit c_int values, as ctypes requires for variadic calls on every ABI.
     "rd_kafka_mock_broker_push_request_error_rtts": (c_int, [c_void_p, c_int32, c_int16, c_size_t]),
     "rd_kafka_mock_clear_request_errors": (None, [c_void_p, c_int16]),
+    "rd_kafka_mock_broker_error_stack_cnt": (
+        c_int,
+        [c_void_p, c_int32, c_int16, POINTER(c_size_t)],
+    ),
     "rd_kafka_mock_partition_set_leader": (c_int, [c_void_p, c_char_p, c_int32, c_int32]),
     "rd_kafka_mock_coordinator_set": (c_int, [c_void_p, c_char_p, c_char_p, c_int32]),
     "rd_kafka_mock_start_request_tracking": (None, [c_void_p]),
@@ -261,6 +265,18 @@ class MockCluster:
                 c_int(error),
                 c_int(rtt_ms),
             )
+
+    def broker_error_stack_count(self, broker_id: int, api_key: int) -> int:
+        """How many of the errors pushed for one broker and ``api_key`` no request took yet:
+        0 once a client met them all."""
+        count = c_size_t(0)
+        self._check(
+            "rd_kafka_mock_broker_error_stack_cnt",
+            c_int32(broker_id),
+            c_int16(api_key),
+            ctypes.byref(count),
+        )
+        return count.value
 
     def clear_request_errors(self, api_key: int) -> None:
         """Drop the cluster-wide errors still queued for ``api_key`` (broker ones cannot be)."""

@@ -1,0 +1,161 @@
+"""What the example stream must publish for a set of inputs, and the check that it did.
+
+The oracle runs the ``scoring`` namespace once over every good input through the Python API,
+in batch: a payment's score depends on that payment alone, so the stream's micro-batches must
+give the same scores, and an alert for exactly the payments scoring at or above the
+threshold. Every output topic is reconciled against it, both ways, and dead letters against
+the poison records, both ways, with their stage and error class.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from confluent_kafka import Message
+
+from kedro_stream import boot_project
+
+#: Scores are rounded to 6 decimals by the model node: a stream and a batch run agree exactly,
+#: this only absorbs float printing.
+SCORE_TOLERANCE = 1e-9
+
+
+@dataclass(frozen=True)
+class Expected:
+    """The outputs a set of good payments must produce, keyed by payment id."""
+
+    scores: dict[str, float]
+    #: Payment ids whose score is at or above the threshold: each must have exactly one alert.
+    alerts: frozenset[str]
+
+    def claimed_alerts(self, done: Iterable[str]) -> set[str]:
+        """Of the payments ``done``, those that must have an alert."""
+        return self.alerts.intersection(done)
+
+
+def expected_outputs(project: Path, good: Iterable[Mapping[str, Any]]) -> Expected:
+    """Run the project's ``scoring`` namespace once over every good payment."""
+    frame = pd.DataFrame(list(good))
+    with boot_project(project, namespaces=["scoring"]) as session:
+        out = session.run("scoring", inputs={"payments": frame})
+    scores = dict(
+        zip(out["scores"]["payment_id"], out["scores"]["score"].astype(float), strict=True)
+    )
+    assert len(scores) == len(frame), "the oracle dropped payments: are the ids unique?"
+    return Expected(scores, frozenset(out["alerts"]["payment_id"]))
+
+
+def payment_id(message: Message) -> str:
+    return json.loads(message.value())["payment_id"]
+
+
+@dataclass
+class Reconciliation:
+    """One output topic against what it must hold."""
+
+    name: str
+    expected: int
+    missing: set[Any] = field(default_factory=set)
+    unexpected: set[Any] = field(default_factory=set)
+    wrong: list[str] = field(default_factory=list)
+    duplicates: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return not (self.missing or self.unexpected or self.wrong)
+
+    def row(self) -> str:
+        return (
+            f"{self.name:<8}{self.expected:>9}{self.expected - len(self.missing):>13}"
+            f"{len(self.missing):>9}{len(self.unexpected):>12}{len(self.wrong):>7}"
+            f"{self.duplicates:>12}"
+        )
+
+
+HEADER = (
+    f"{'output':<8}{'inputs':>9}{'with output':>13}{'missing':>9}{'unexpected':>12}"
+    f"{'wrong':>7}{'duplicates':>12}"
+)
+
+
+def reconcile_scores(expected: Expected, scores: Iterable[Message]) -> Reconciliation:
+    seen: Counter[str] = Counter()
+    result = Reconciliation("scores", len(expected.scores))
+    for message in scores:
+        record = json.loads(message.value())
+        pid = record["payment_id"]
+        seen[pid] += 1
+        want = expected.scores.get(pid)
+        if want is not None and abs(record["score"] - want) > SCORE_TOLERANCE:
+            result.wrong.append(f"{pid}: score {record['score']} != {want}")
+        if message.key() != pid.encode():
+            result.wrong.append(f"{pid}: key {message.key()!r}")
+    result.missing = expected.scores.keys() - seen.keys()
+    result.unexpected = seen.keys() - expected.scores.keys()
+    result.duplicates = sum(seen.values()) - len(seen)
+    return result
+
+
+def reconcile_alerts(expected: Expected, alerts: Iterable[Message]) -> Reconciliation:
+    seen: Counter[str] = Counter()
+    result = Reconciliation("alerts", len(expected.alerts))
+    for message in alerts:
+        record = json.loads(message.value())
+        pid = record["payment_id"]
+        seen[pid] += 1
+        want = expected.scores.get(pid)
+        if want is not None and abs(record["score"] - want) > SCORE_TOLERANCE:
+            result.wrong.append(f"{pid}: alert score {record['score']} != {want}")
+        if not record.get("reason"):
+            result.wrong.append(f"{pid}: alert without a reason")
+    result.missing = expected.alerts - seen.keys()
+    result.unexpected = seen.keys() - expected.alerts
+    result.duplicates = sum(seen.values()) - len(seen)
+    return result
+
+
+def reconcile_dead_letters(
+    poison: Iterable[bytes], dead: Iterable[Message], *, stage: str, error_class: str
+) -> Reconciliation:
+    """Dead letters hold exactly the poison values, each with its stage and error class."""
+    want = Counter(poison)
+    seen: Counter[bytes] = Counter()
+    result = Reconciliation("dead", sum(want.values()))
+    for message in dead:
+        seen[message.value()] += 1
+        headers = dict(message.headers() or [])
+        got = (headers.get("kedro-stream.error.stage"), headers.get("kedro-stream.error.class"))
+        if got != (stage.encode(), error_class.encode()):
+            result.wrong.append(f"{message.value()[:40]!r}: stage/class {got}")
+        if not headers.get("kedro-stream.error.message"):
+            result.wrong.append(f"{message.value()[:40]!r}: no error message")
+    result.missing = want.keys() - seen.keys()
+    result.unexpected = seen.keys() - want.keys()
+    # Values may repeat among the inputs: a poison value sent n times has n dead letters.
+    result.duplicates = sum(max(0, seen[v] - want[v]) for v in seen.keys() & want.keys())
+    result.missing |= {v for v in want.keys() & seen.keys() if seen[v] < want[v]}
+    return result
+
+
+def table(*rows: Reconciliation) -> str:
+    return "\n".join([HEADER, *(row.row() for row in rows)])
+
+
+def assert_reconciled(*rows: Reconciliation, exact: bool = False) -> str:
+    """Fail with the table unless every row is complete and correct; ``exact`` also forbids
+    duplicates (a run with no failure processes each record once)."""
+    text = table(*rows)
+    for row in rows:
+        assert row.ok, (
+            f"{row.name}: missing {sorted(row.missing, key=str)[:5]}, unexpected "
+            f"{sorted(row.unexpected, key=str)[:5]}, wrong {row.wrong[:5]}\n{text}"
+        )
+        if exact:
+            assert row.duplicates == 0, f"{row.name}: {row.duplicates} duplicates\n{text}"
+    return text
