@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 # A service must never wait on telemetry; the example project also ships `.telemetry` (consent: false).
 export KEDRO_DISABLE_TELEMETRY := 1
 
-.PHONY: install demo test test-tansu lint bench soak clean
+.PHONY: install demo test test-tansu lint bench soak mutants clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -44,6 +44,10 @@ bench: $(STAMP)
 ## soak: 1 000 000 records through `kedro stream consume`; throughput and memory per window
 soak: $(STAMP)
 	$(BIN)/python bench/soak.py
+
+## mutants: plant known bugs in a scratch copy and show which tests catch each (not in `test`)
+mutants: $(STAMP)
+	$(BIN)/python tests/mutants.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info src/*.egg-info .pytest_cache .ruff_cache

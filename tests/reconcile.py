@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -84,11 +84,16 @@ HEADER = (
 )
 
 
-def reconcile_scores(expected: Expected, scores: Iterable[Message]) -> Reconciliation:
+def reconcile_scores(
+    expected: Expected,
+    scores: Iterable[Message],
+    decode: Callable[[bytes], dict[str, Any]] = json.loads,
+) -> Reconciliation:
+    """``decode`` reads a score's value: JSON unless the stream writes another format."""
     seen: Counter[str] = Counter()
     result = Reconciliation("scores", len(expected.scores))
     for message in scores:
-        record = json.loads(message.value())
+        record = decode(message.value())
         pid = record["payment_id"]
         seen[pid] += 1
         want = expected.scores.get(pid)

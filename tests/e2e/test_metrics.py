@@ -57,15 +57,22 @@ def produce_backlog(bootstrap: str, topic: str) -> None:
 
 @dataclass
 class SlowService:
-    """A `kedro stream consume` process over a backlog, each batch of 100 taking ``seconds``."""
+    """A `kedro stream consume` process whose batches (of 100) wait for a gate: each runs until
+    :meth:`release` is called, so a test can look at the service while a batch is in flight."""
 
     process: subprocess.Popen[str]
     output: Path
     url: str  # its /metrics
     group: str
     source: str
+    gate: Path
+
+    def release(self) -> None:
+        """Let every batch, this one and the next, finish."""
+        self.gate.touch()
 
     def stop(self) -> None:
+        self.release()  # a batch still at its gate would hold the shutdown
         self.process.send_signal(signal.SIGTERM)
         try:
             code = self.process.wait(timeout=30)
@@ -77,13 +84,14 @@ class SlowService:
 
 
 def start_slow_service(
-    kafka_broker, project: Path, seconds: float, metrics_port: int = 0, backlog: bool = True
+    kafka_broker, project: Path, metrics_port: int = 0, backlog: bool = True
 ) -> SlowService:
     """Starts the service; with ``backlog`` the records are produced before it starts."""
     run = uuid.uuid4().hex[:8]
     source, group, bootstrap = f"lag-in-{run}", f"lag-{run}", kafka_broker.bootstrap_servers
+    gate = project / f"gate-{run}"
     params = project / "conf" / "base" / "parameters.yml"
-    params.write_text(params.read_text().replace("seconds: 0.0", f"seconds: {seconds}"))
+    params.write_text(params.read_text().replace('gate: ""', f"gate: {gate}"))
     stream = {
         "namespace": "slow",
         "pipeline": "slow",
@@ -120,7 +128,7 @@ def start_slow_service(
         for line in out.read_text().splitlines()
         if line.startswith("metrics=http")
     )
-    return SlowService(process, out, url, group, source)
+    return SlowService(process, out, url, group, source, gate)
 
 
 @pytest.mark.unsupported_broker(
@@ -128,16 +136,16 @@ def start_slow_service(
 )
 def test_lag_is_the_backlog_before_and_zero_after(kafka_broker, mini_project: Path) -> None:
     bootstrap = kafka_broker.bootstrap_servers
-    service = start_slow_service(kafka_broker, mini_project, seconds=1.5)
+    service = start_slow_service(kafka_broker, mini_project)
     url, group, source = service.url, service.group, service.source
     try:
         base = url.removesuffix("/metrics")
-        # Before the first 1.5 s batch commits, the whole backlog is lag.
-        wait_until(lambda: lag(url, group, source) is not None, 30, "a lag sample")
-        assert lag(url, group, source) == BACKLOG
+        # While the first batch waits at its gate, nothing is committed: the backlog is lag.
+        wait_until(lambda: lag(url, group, source) == BACKLOG, 30, "the backlog as lag")
         assert committed(bootstrap, group, source) == {}
         assert status(f"{base}/healthz") == 200
         wait_until(lambda: status(f"{base}/readyz") == 200, 30, "readiness")
+        service.release()
         # Consumed and committed: lag falls to zero.
         wait_until(lambda: lag(url, group, source) == 0, 60, "lag 0")
         assert committed(bootstrap, group, source) == {0: BACKLOG}
@@ -226,7 +234,7 @@ def test_a_real_prometheus_scrapes_the_lag(
     try:
         wait_until(lambda: status(f"{api}/-/ready") == 200, 30, "Prometheus ready")
         service = start_slow_service(
-            kafka_broker, mini_project, 4, metrics_port=metrics_port, backlog=False
+            kafka_broker, mini_project, metrics_port=metrics_port, backlog=False
         )
         query = f'kedro_stream_consumer_lag{{group="{service.group}",topic="{service.source}"}}'
 
@@ -238,8 +246,9 @@ def test_a_real_prometheus_scrapes_the_lag(
         wait_until(lambda: scraped_lag() == 0, 60, "a scraped lag of 0")
         assert [float(r["value"][1]) for r in promql(api, 'up{job="kedro-stream"}')] == [1.0]
         produce_backlog(kafka_broker.bootstrap_servers, service.source)
-        # ... Prometheus sees all of it as lag while the first 4 s batch runs ...
+        # ... Prometheus sees all of it as lag while the first batch waits at its gate ...
         wait_until(lambda: scraped_lag() == BACKLOG, 30, "the backlog scraped as lag")
+        service.release()
         # ... and 0 again once every batch is committed.
         wait_until(lambda: scraped_lag() == 0, 60, "scraped lag back to 0", every_s=0.5)
         total = promql(api, f'sum(kedro_stream_records_consumed_total{{group="{service.group}"}})')

@@ -13,8 +13,15 @@ import pytest
 
 from kedro_stream.testing.brokers import create_topic
 from tests.conftest import KEDRO, kedro
-from tests.kafka_helpers import committed, headers, read_topic, wait_until
-from tests.stream_helpers import configure, fast_group, topics
+from tests.kafka_helpers import committed, read_topic, wait_until
+from tests.reconcile import (
+    assert_reconciled,
+    expected_outputs,
+    reconcile_alerts,
+    reconcile_dead_letters,
+    reconcile_scores,
+)
+from tests.stream_helpers import configure, fast_group, payments, topics
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 ENV = {**os.environ, "KEDRO_DISABLE_TELEMETRY": "1"}
@@ -109,9 +116,19 @@ def test_broker_produce_consume_as_a_user(stream_project: Path) -> None:
         )
         assert "committed 1503 records" in done.stdout
         assert "3 dead-lettered" in done.stdout
-        assert len(read_topic(bootstrap, names["scores"], expect=1500)) == 1500
-        dead = read_topic(bootstrap, names["dlq"], expect=3)
-        assert {headers(m)["kedro-stream.error.stage"] for m in dead} == {b"decode"}
+        # Exactly the records sent came out, each once, in every output topic.
+        expected = expected_outputs(stream_project, payments(stream_project, 1500))
+        assert_reconciled(
+            reconcile_scores(expected, read_topic(bootstrap, names["scores"], expect=1500)),
+            reconcile_alerts(expected, read_topic(bootstrap, names["alerts"])),
+            reconcile_dead_letters(
+                poison.read_bytes().splitlines(),
+                read_topic(bootstrap, names["dlq"], expect=3),
+                stage="decode",
+                error_class="DecodeError",
+            ),
+            exact=True,
+        )
     finally:
         broker.send_signal(signal.SIGTERM)
         assert broker.wait(timeout=10) == 0
@@ -148,19 +165,28 @@ def test_sigterm_finishes_the_batch_commits_and_exits_0(stream_project: Path, ka
     bootstrap = kafka_broker.bootstrap_servers
     configure(stream_project, names, **{"batch.max_size": 200})
     fast_group(stream_project)
-    produce_payments(stream_project, names["input"], bootstrap)
+    # Records arrive while the service runs (20 000 at 2 000/s), so the signal lands mid-stream
+    # whatever the machine's speed: the producer is still sending when it is sent.
+    events = str(stream_project / "data/01_raw/payments.jsonl")
+    producer = start(
+        stream_project,
+        *("produce", "--topic", names["input"], "--bootstrap-servers", bootstrap),
+        *("--file", events, "--rate", "2000"),
+    )
     service = start(
         stream_project, "consume", "--topic", names["input"], "--bootstrap-servers", bootstrap
     )
     wait_until(
         lambda: committed(bootstrap, names["group"], names["input"]) != {}, 60, "a first commit"
     )
+    assert producer.poll() is None, "the producer finished before the signal: not mid-stream"
     service.send_signal(signal.SIGTERM)
     code, out, err = finish(service)
     assert code == 0, err
     offsets = sum(committed(bootstrap, names["group"], names["input"]).values())
     assert f"committed {offsets} records" in out
     assert 0 < offsets < 20_000, "stopped mid-stream"
+    assert finish(producer, timeout_s=60)[0] == 0
     scores = read_topic(bootstrap, names["scores"], expect=offsets)
     # Outputs exist for exactly the committed records: none missing, none beyond them.
     assert len({json.loads(m.value())["payment_id"] for m in scores}) == offsets
@@ -199,7 +225,8 @@ def test_two_instances_share_partitions_and_survive_a_kill(
     code, _, err = finish(second, timeout_s=60)
     assert code == 0, err
     scores = read_topic(bootstrap, names["scores"])
-    assert len({json.loads(m.value())["payment_id"] for m in scores}) == 8000  # nothing lost
+    sent = {p["payment_id"] for p in payments(stream_project, 8000)}
+    assert {json.loads(m.value())["payment_id"] for m in scores} == sent  # nothing lost
 
 
 @pytest.mark.unsupported_broker(

@@ -6,6 +6,7 @@ whose logs (librdkafka's and ours) most often carry configuration, and it is che
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import urllib.request
 from pathlib import Path
@@ -14,7 +15,7 @@ import pytest
 import yaml
 
 from tests.conftest import KEDRO
-from tests.kafka_helpers import produce_json, wait_until
+from tests.kafka_helpers import committed, produce_json, wait_until
 from tests.stream_helpers import configure, consume_command, payments, topics
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
@@ -72,6 +73,9 @@ def test_secrets_never_leave(kafka_broker, stream_project: Path) -> None:
         check=False,
     )
     seen = "\n".join([out.read_text(), metrics, compiled.stdout, compiled.stderr])
+    # The authentication path ran (the broker has no SASL listener) and let nothing through.
+    assert re.search(r"SASL|[Aa]uthenticat", out.read_text()), out.read_text()[-2000:]
+    assert committed(kafka_broker.bootstrap_servers, names["group"], names["input"]) == {}
     assert "svc-scoring" not in metrics
     for secret in SECRETS.values():
         assert secret not in seen

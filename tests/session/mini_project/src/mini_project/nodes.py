@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -33,8 +34,20 @@ def total(converted: pd.DataFrame) -> dict[str, float]:
     return {"total": float(converted["converted"].sum())}
 
 
-def slow_echo(batch: pd.DataFrame, seconds: float) -> pd.DataFrame:
-    """Stands for a long model call: longer than the consumer's max.poll.interval.ms."""
+GATE_LIMIT_S = 120.0
+
+
+def slow_echo(batch: pd.DataFrame, seconds: float, gate: str) -> pd.DataFrame:
+    """Stands for a long model call: longer than the consumer's max.poll.interval.ms.
+
+    With a ``gate`` (a file path) it first waits for that file: a test opens the gate once it
+    has seen what it needs while the batch runs, instead of hoping it happens within a time.
+    """
+    deadline = time.monotonic() + GATE_LIMIT_S
+    while gate and not Path(gate).exists():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"the gate {gate} was not opened within {GATE_LIMIT_S} s")
+        time.sleep(0.02)
     time.sleep(seconds)
     return batch
 

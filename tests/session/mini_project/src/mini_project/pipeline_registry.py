@@ -25,7 +25,14 @@ def register_pipelines() -> dict[str, Pipeline]:
     )
     plain = pipeline([node(nodes.total, "converted_plain", "report_plain", name="plain_total")])
     slow = pipeline(
-        [node(nodes.slow_echo, ["batch", "params:seconds"], "echoed", name="slow_echo")],
+        [
+            node(
+                nodes.slow_echo,
+                ["batch", "params:seconds", "params:gate"],
+                "echoed",
+                name="slow_echo",
+            )
+        ],
         namespace="slow",
     )
     wrong = pipeline(

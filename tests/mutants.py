@@ -1,0 +1,237 @@
+"""Plant known bugs in a scratch copy of the project and show which tests catch each one.
+
+The reliability tests are only worth what they catch. Each mutant below is a bug the commit
+protocol or the loop could plausibly grow; the script first runs every test it names on the
+unchanged copy (all must pass, or a catch would prove nothing), then plants one mutant at a
+time, runs the tests meant to catch it, and prints ``mutant → caught by``. It exits 1 when the
+clean run fails or a mutant survives.
+
+Not part of ``make test`` (it runs the slow tests several times): ``make mutants``.
+
+Usage: python tests/mutants.py [--only NAME ...] [--keep]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+LOOP = "src/kedro_stream/service/loop.py"
+COMMIT = "src/kedro_stream/service/commit.py"
+#: One test run's budget; the slowest mutant runs the crash loop once.
+RUN_BUDGET_S = 1800
+
+SERVICE = "tests/integration/test_stream_service.py::"
+FAULTS = "tests/reliability/test_broker_faults.py::test_the_service_rides_out_the_fault"
+ALL_RECORDS = SERVICE + "test_every_good_record_is_scored_and_every_poison_record_dead_lettered"
+FUZZ = "tests/reliability/test_fuzz_stream.py::test_ten_thousand_good_and_bad_records"
+CRASH_LOOP = (
+    "tests/reliability/test_crash_loop.py::test_at_least_once_sigkill_ten_times_loses_nothing"
+)
+USER_FLOW = "tests/e2e/test_stream_cli.py::test_broker_produce_consume_as_a_user"
+
+
+CATCHES = frozenset({"failed", "error"})
+
+
+def fault(case: str) -> str:
+    return f"{FAULTS}[{case}]"
+
+
+@dataclass(frozen=True)
+class Mutant:
+    name: str
+    path: str
+    original: str  # must occur exactly once in ``path``
+    planted: str
+    tests: tuple[str, ...]
+
+
+MUTANTS = (
+    Mutant(
+        "an output dropped after the first batch",
+        LOOP,
+        "            for out in self._outputs\n",
+        "            for out in (\n"
+        "                self._outputs if self.progress.batches == 0 else self._outputs[:1]\n"
+        "            )\n",
+        (ALL_RECORDS, FUZZ, fault("broker 2 down, then up"), USER_FLOW, CRASH_LOOP),
+    ),
+    Mutant(
+        "at-least-once commit before the flush",
+        COMMIT,
+        """    def complete(self, offsets: list[TopicPartition]) -> None:
+        pending = self._producer.flush(self._flush_timeout_s)""",
+        """    def complete(self, offsets: list[TopicPartition]) -> None:
+        if offsets:
+            self._consumer.commit(offsets=offsets, asynchronous=False)
+        pending = self._producer.flush(self._flush_timeout_s)""",
+        (
+            fault("broker 2 down, then up"),
+            fault("Produce: retriable errors"),
+            fault("Produce: a record rejected"),
+            CRASH_LOOP,
+        ),
+    ),
+    Mutant(
+        "a transient commit error never retried",
+        COMMIT,
+        "_COMMIT_RETRY_BUDGET_S = 10.0",
+        "_COMMIT_RETRY_BUDGET_S = 0.0",
+        (fault("OffsetCommit: coordinator moving"),),
+    ),
+    Mutant(
+        "a dead letter for a good record",
+        LOOP,
+        "            good.append((message, record))\n",
+        "            good.append((message, record))\n"
+        "            if len(good) == 1:\n"
+        '                bad.append(self._dead_letter(message, ValueError("x"), stage="decode"))\n',
+        (ALL_RECORDS, FUZZ, fault("broker 2 down, then up")),
+    ),
+    Mutant(
+        "offsets committed for a revoked partition",
+        LOOP,
+        "            if (topic, partition) not in self._revoked\n",
+        "            if (topic, partition) not in set()\n",
+        (
+            "tests/unit/test_loop_protocol.py::"
+            "test_a_partition_revoked_during_the_run_is_not_committed",
+            SERVICE + "test_a_commit_overtaken_by_a_rebalance_is_not_a_failure",
+        ),
+    ),
+    Mutant(
+        "a batch's last record skipped",
+        LOOP,
+        "        for message in batch.messages:\n            try:\n",
+        "        for message in batch.messages[:-1]:\n            try:\n",
+        (ALL_RECORDS, FUZZ, USER_FLOW, CRASH_LOOP),
+    ),
+)
+
+
+def copy_tree(target: Path) -> Path:
+    """The project as committed plus uncommitted edits, without the venv or generated data."""
+    listed = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        cwd=REPO,
+        capture_output=True,
+        check=True,
+    ).stdout.split(b"\0")
+    for name in filter(None, (entry.decode() for entry in listed)):
+        source = REPO / name
+        if source.is_file():
+            (target / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, target / name)
+    return target
+
+
+def run_tests(tree: Path, tests: tuple[str, ...], label: str) -> dict[str, str]:
+    """Outcome per test id: passed, failed, error or skipped."""
+    report = tree / f"report-{time.monotonic_ns()}.xml"
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(tree / "src"), str(tree)]),
+        "KEDRO_DISABLE_TELEMETRY": "1",
+    }
+    started = time.monotonic()
+    print(f"  {label}: {len(tests)} tests ...", end="", flush=True)
+    pytest = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-o", "addopts="]
+    subprocess.run(
+        [*pytest, f"--junitxml={report}", *tests],
+        cwd=tree,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=RUN_BUDGET_S,
+        check=False,
+    )
+    outcomes = parse_report(report) if report.exists() else {}
+    print(f" {time.monotonic() - started:.0f} s", flush=True)
+    return {test: outcomes.get(test, "not run") for test in tests}
+
+
+def parse_report(report: Path) -> dict[str, str]:
+    outcomes = {}
+    for case in ET.parse(report).getroot().iter("testcase"):
+        module = case.get("classname", "").replace(".", "/") + ".py"
+        test = f"{module}::{case.get('name')}"
+        outcome = "passed"
+        for child in case:
+            if child.tag in {"failure", "error", "skipped"}:
+                outcome = {"failure": "failed"}.get(child.tag, child.tag)
+        outcomes[test] = outcome
+    return outcomes
+
+
+def short(test: str) -> str:
+    return test.split("::", 1)[1] if "::" in test else test
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--only", nargs="*", default=None, help="Mutant names to run.")
+    parser.add_argument("--keep", action="store_true", help="Keep the scratch copy.")
+    args = parser.parse_args()
+    mutants = [m for m in MUTANTS if args.only is None or m.name in args.only]
+    if not mutants:
+        parser.error(f"no such mutant; mutants: {[m.name for m in MUTANTS]}")
+
+    scratch = Path(tempfile.mkdtemp(prefix="kedro-stream-mutants-"))
+    tree = copy_tree(scratch / "project")
+    print(f"scratch copy: {tree}", flush=True)
+    try:
+        used = tuple(dict.fromkeys(test for m in mutants for test in m.tests))
+        clean = run_tests(tree, used, "clean tree")
+        broken = {test: outcome for test, outcome in clean.items() if outcome != "passed"}
+        print("\nclean tree: every test the mutants use")
+        for test, outcome in clean.items():
+            print(f"  {outcome:<8} {short(test)}")
+        if broken:
+            print(f"\n{len(broken)} tests do not pass on the clean tree: no catch can count")
+            return 1
+
+        rows = []
+        for mutant in mutants:
+            target = tree / mutant.path
+            original = target.read_text()
+            found = original.count(mutant.original)
+            if found != 1:
+                raise SystemExit(
+                    f"mutant {mutant.name!r}: its original text occurs {found} times in "
+                    f"{mutant.path}; update the mutant to the code"
+                )
+            target.write_text(original.replace(mutant.original, mutant.planted))
+            try:
+                outcomes = run_tests(tree, mutant.tests, mutant.name)
+            finally:
+                target.write_text(original)
+            # A test that did not run proves nothing: only a failure or an error is a catch.
+            caught = [short(t) for t, outcome in outcomes.items() if outcome in CATCHES]
+            rows.append((mutant, caught, len(outcomes)))
+    finally:
+        if not args.keep:
+            shutil.rmtree(scratch, ignore_errors=True)
+
+    print(f"\n{'mutant':<44}caught by")
+    for mutant, caught, tried in rows:
+        verdict = f"{len(caught)} of {tried}: " + (", ".join(caught) if caught else "SURVIVED")
+        print(f"{mutant.name:<44}{verdict}")
+    survived = [mutant.name for mutant, caught, _ in rows if not caught]
+    if survived:
+        print(f"\nsurvived: {survived}")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
