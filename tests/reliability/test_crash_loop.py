@@ -228,6 +228,10 @@ def stream_in_and_kill(
                 service.send_signal(signal.SIGKILL)
                 service.wait(timeout=10)
             ahead_at_kills.append(committed_without_output(bootstrap, names, expected, 30))
+            # Fail at the first kill that shows it: each later one would wait out its reads.
+            assert not ahead_at_kills[-1], (
+                f"after kill {kill + 1}, {ahead_at_kills[-1]} committed records lack an output"
+            )
         for sent in streaming:
             sent.result(timeout=120)
     return ahead_at_kills
