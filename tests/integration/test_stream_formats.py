@@ -10,7 +10,7 @@ import yaml
 from confluent_kafka.schema_registry import SchemaRegistryClient
 
 from kedro_stream.config import Format
-from kedro_stream.serde import build_codec
+from kedro_stream.serde import Codec, build_codec
 from tests.kafka_helpers import produce, read_topic
 from tests.reconcile import (
     assert_reconciled,
@@ -39,6 +39,34 @@ def stream_avro(kafka_broker, project: Path, names: dict[str, str], values: list
     assert progress.batches >= 5  # bounded by batch.max_size
 
 
+def check_outputs(
+    kafka_broker,
+    project: Path,
+    names: dict[str, str],
+    good: list[dict],
+    score: Codec,
+    *,
+    bad: bytes,
+) -> None:
+    """Scores (read with ``score``) and alerts for exactly the good payments, ``bad`` alone
+    dead-lettered as a decode error, each once."""
+    bootstrap = kafka_broker.bootstrap_servers
+    expected = expected_outputs(project, good)
+    assert_reconciled(
+        reconcile_scores(
+            expected, read_topic(bootstrap, names["scores"], expect=COUNT), score.decode
+        ),
+        reconcile_alerts(expected, read_topic(bootstrap, names["alerts"])),
+        reconcile_dead_letters(
+            [bad],
+            read_topic(bootstrap, names["dlq"], expect=1),
+            stage="decode",
+            error_class="DecodeError",
+        ),
+        exact=True,
+    )
+
+
 def test_avro_in_avro_out(kafka_broker, stream_project: Path) -> None:
     names = topics("avro")
     scores_out = {"topic": names["scores"], "format": "avro", "schema": "schemas/score.avsc"}
@@ -59,22 +87,8 @@ def test_avro_in_avro_out(kafka_broker, stream_project: Path) -> None:
 
     stream_avro(kafka_broker, stream_project, names, values)
 
-    bootstrap = kafka_broker.bootstrap_servers
     score = build_codec(Format.AVRO, stream_project / "schemas/score.avsc")
-    expected = expected_outputs(stream_project, good)
-    assert_reconciled(
-        reconcile_scores(
-            expected, read_topic(bootstrap, names["scores"], expect=COUNT), score.decode
-        ),
-        reconcile_alerts(expected, read_topic(bootstrap, names["alerts"])),
-        reconcile_dead_letters(
-            [truncated],
-            read_topic(bootstrap, names["dlq"], expect=1),
-            stage="decode",
-            error_class="DecodeError",
-        ),
-        exact=True,
-    )
+    check_outputs(kafka_broker, stream_project, names, good, score, bad=truncated)
 
 
 def test_confluent_avro_in_and_out(
@@ -110,21 +124,7 @@ def test_confluent_avro_in_and_out(
 
     stream_avro(kafka_broker, stream_project, names, values)
 
-    bootstrap = kafka_broker.bootstrap_servers
     score = build_codec(
         Format.AVRO_CONFLUENT, schemas / "score.avsc", topic=names["scores"], registry=registry
     )
-    expected = expected_outputs(stream_project, good)
-    assert_reconciled(
-        reconcile_scores(
-            expected, read_topic(bootstrap, names["scores"], expect=COUNT), score.decode
-        ),
-        reconcile_alerts(expected, read_topic(bootstrap, names["alerts"])),
-        reconcile_dead_letters(
-            [unknown_id],
-            read_topic(bootstrap, names["dlq"], expect=1),
-            stage="decode",
-            error_class="DecodeError",
-        ),
-        exact=True,
-    )
+    check_outputs(kafka_broker, stream_project, names, good, score, bad=unknown_id)

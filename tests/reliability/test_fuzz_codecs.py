@@ -44,12 +44,17 @@ mutated_payments = st.builds(
 )
 
 
+def assert_one_line(error: DecodeError) -> str:
+    reason = str(error)
+    assert reason and "\n" not in reason and len(reason) < 2000
+    return reason
+
+
 def assert_record_or_decode_error(codec: Any, value: bytes) -> None:
     try:
         record = codec.decode(value)
     except DecodeError as error:
-        reason = str(error)
-        assert reason and "\n" not in reason and len(reason) < 2000
+        assert_one_line(error)
         return
     assert isinstance(record, dict)
     if codec is not STRING:
@@ -88,9 +93,7 @@ def decode_error(codec: Any, value: bytes) -> str:
     try:
         record = codec.decode(value)
     except DecodeError as error:
-        reason = str(error)
-        assert reason and "\n" not in reason and len(reason) < 2000
-        return reason
+        return assert_one_line(error)
     raise AssertionError(f"decoded instead of refused: {str(record)[:200]}")
 
 
