@@ -69,7 +69,6 @@ class FakeConsumer:
     on_assign: Callable[..., None] | None = None
     on_revoke: Callable[..., None] | None = None
     owned: list[TopicPartition] = field(default_factory=list)
-    commit_errors: list[BaseException] = field(default_factory=list)
 
     def subscribe(self, topics: list[str], **callbacks: Callable[..., None]) -> None:
         self.on_assign, self.on_revoke = callbacks["on_assign"], callbacks["on_revoke"]
@@ -91,8 +90,6 @@ class FakeConsumer:
         return None
 
     def commit(self, *, offsets: list[TopicPartition], asynchronous: bool) -> None:
-        if self.commit_errors:
-            raise self.commit_errors.pop(0)
         self.commits.append([(tp.topic, tp.partition, tp.offset) for tp in offsets])
 
     def assignment(self) -> list[TopicPartition]:
@@ -135,13 +132,11 @@ class FakeSession:
 
     def __init__(self, node: Callable[[pd.DataFrame], pd.DataFrame] = lambda batch: batch) -> None:
         self.node = node
-        self.runs = 0
 
     def compiled(self, namespace: str | None) -> SimpleNamespace:
         return SimpleNamespace(inputs={"batch": "ns.batch"}, outputs={"ns.out": "out"})
 
     def run(self, namespace: str | None, inputs: dict[str, Any]) -> dict[str, Any]:
-        self.runs += 1
         return {"out": self.node(inputs["batch"])}
 
 

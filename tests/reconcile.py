@@ -34,9 +34,16 @@ class Expected:
     #: Payment ids whose score is at or above the threshold: each must have exactly one alert.
     alerts: frozenset[str]
 
-    def claimed_alerts(self, done: Iterable[str]) -> set[str]:
-        """Of the payments ``done``, those that must have an alert."""
-        return self.alerts.intersection(done)
+    def owed(
+        self, good: set[str], poison: set[bytes]
+    ) -> dict[str, tuple[set[Any], Callable[[Message], Any]]]:
+        """What committing ``good`` payments (ids) and ``poison`` records (values) owes, per
+        output topic name: the records that must be there, and how to name one."""
+        return {
+            "scores": (good, payment_id),
+            "alerts": (set(self.alerts.intersection(good)), payment_id),
+            "dlq": (poison, Message.value),
+        }
 
 
 def expected_outputs(project: Path, good: Iterable[Mapping[str, Any]]) -> Expected:
@@ -84,45 +91,65 @@ HEADER = (
 )
 
 
+def _reconcile_payments(
+    name: str,
+    wanted: Iterable[str],
+    messages: Iterable[Message],
+    check: Callable[[Message, str, dict[str, Any]], str | None],
+    decode: Callable[[bytes], dict[str, Any]] = json.loads,
+) -> Reconciliation:
+    """``messages`` hold one record per ``wanted`` payment id; ``check(message, id, record)``
+    names what is wrong with one, if anything."""
+    wanted = set(wanted)
+    seen: Counter[str] = Counter()
+    result = Reconciliation(name, len(wanted))
+    for message in messages:
+        record = decode(message.value())
+        pid = record["payment_id"]
+        seen[pid] += 1
+        if (wrong := check(message, pid, record)) is not None:
+            result.wrong.append(f"{pid}: {wrong}")
+    result.missing = wanted - seen.keys()
+    result.unexpected = seen.keys() - wanted
+    result.duplicates = sum(seen.values()) - len(seen)
+    return result
+
+
+def _score_is(expected: Expected, pid: str, score: float) -> str | None:
+    want = expected.scores.get(pid)
+    if want is not None and abs(score - want) > SCORE_TOLERANCE:
+        return f"score {score} != {want}"
+    return None
+
+
 def reconcile_scores(
     expected: Expected,
     scores: Iterable[Message],
     decode: Callable[[bytes], dict[str, Any]] = json.loads,
 ) -> Reconciliation:
     """``decode`` reads a score's value: JSON unless the stream writes another format."""
-    seen: Counter[str] = Counter()
-    result = Reconciliation("scores", len(expected.scores))
-    for message in scores:
-        record = decode(message.value())
-        pid = record["payment_id"]
-        seen[pid] += 1
-        want = expected.scores.get(pid)
-        if want is not None and abs(record["score"] - want) > SCORE_TOLERANCE:
-            result.wrong.append(f"{pid}: score {record['score']} != {want}")
-        if message.key() != pid.encode():
-            result.wrong.append(f"{pid}: key {message.key()!r}")
-    result.missing = expected.scores.keys() - seen.keys()
-    result.unexpected = seen.keys() - expected.scores.keys()
-    result.duplicates = sum(seen.values()) - len(seen)
-    return result
+    return _reconcile_payments(
+        "scores",
+        expected.scores,
+        scores,
+        lambda message, pid, record: (
+            _score_is(expected, pid, record["score"])
+            or (None if message.key() == pid.encode() else f"key {message.key()!r}")
+        ),
+        decode,
+    )
 
 
 def reconcile_alerts(expected: Expected, alerts: Iterable[Message]) -> Reconciliation:
-    seen: Counter[str] = Counter()
-    result = Reconciliation("alerts", len(expected.alerts))
-    for message in alerts:
-        record = json.loads(message.value())
-        pid = record["payment_id"]
-        seen[pid] += 1
-        want = expected.scores.get(pid)
-        if want is not None and abs(record["score"] - want) > SCORE_TOLERANCE:
-            result.wrong.append(f"{pid}: alert score {record['score']} != {want}")
-        if not record.get("reason"):
-            result.wrong.append(f"{pid}: alert without a reason")
-    result.missing = expected.alerts - seen.keys()
-    result.unexpected = seen.keys() - expected.alerts
-    result.duplicates = sum(seen.values()) - len(seen)
-    return result
+    return _reconcile_payments(
+        "alerts",
+        expected.alerts,
+        alerts,
+        lambda message, pid, record: (
+            _score_is(expected, pid, record["score"])
+            or (None if record.get("reason") else "alert without a reason")
+        ),
+    )
 
 
 def reconcile_dead_letters(
@@ -152,7 +179,7 @@ def table(*rows: Reconciliation) -> str:
     return "\n".join([HEADER, *(row.row() for row in rows)])
 
 
-def assert_reconciled(*rows: Reconciliation, exact: bool = False) -> str:
+def assert_reconciled(*rows: Reconciliation, exact: bool = False) -> None:
     """Fail with the table unless every row is complete and correct; ``exact`` also forbids
     duplicates (a run with no failure processes each record once)."""
     text = table(*rows)
@@ -163,4 +190,3 @@ def assert_reconciled(*rows: Reconciliation, exact: bool = False) -> str:
         )
         if exact:
             assert row.duplicates == 0, f"{row.name}: {row.duplicates} duplicates\n{text}"
-    return text

@@ -314,23 +314,13 @@ def read_all(bootstrap: str, topic: str, timeout_s: float) -> list[Message] | No
         consumer.close()
 
 
-def payment_ids(messages: list[Message]) -> set[str]:
-    return {json.loads(m.value())["payment_id"] for m in messages}
-
-
 def lacking(
     inputs: Inputs, expected: Expected, offsets: dict[int, int], outputs: dict[str, list[Message]]
 ) -> list[str]:
     """Committed records lacking an output among ``outputs`` (topic → its messages)."""
-    good, poison = inputs.claimed(offsets)
-    wants = {
-        "scores": (good, payment_ids),
-        "alerts": (expected.claimed_alerts(good), payment_ids),
-        "dlq": (poison, lambda messages: {m.value() for m in messages}),
-    }
     found = []
-    for topic, (want, keys) in wants.items():
-        missing = want - keys(outputs[topic])
+    for topic, (want, key) in expected.owed(*inputs.claimed(offsets)).items():
+        missing = want - {key(message) for message in outputs[topic]}
         if missing:
             found.append(f"{len(missing)} committed without {topic}, e.g. {min(missing)!r}")
     return found

@@ -33,7 +33,6 @@ from tests.reconcile import (
     Expected,
     assert_reconciled,
     expected_outputs,
-    payment_id,
     reconcile_alerts,
     reconcile_dead_letters,
     reconcile_scores,
@@ -58,13 +57,13 @@ class CrashRun:
     #: After each kill: committed records lacking one of their outputs, in any output topic.
     ahead_at_kills: list[int]
 
-    @property
-    def good(self) -> set[str]:
-        return set(self.expected.scores)
-
 
 def good_id(i: int) -> str | None:
     return None if i % POISON_EVERY == 0 else f"c-{i:06d}"
+
+
+def poison_value(i: int) -> bytes:
+    return f'{{"poison": {i}'.encode()  # truncated JSON, unique per record
 
 
 def inputs(project: Path) -> tuple[list[bytes], list[dict], set[bytes]]:
@@ -74,7 +73,7 @@ def inputs(project: Path) -> tuple[list[bytes], list[dict], set[bytes]]:
     for i in range(TOTAL):
         payment_id = good_id(i)
         if payment_id is None:
-            value = f'{{"poison": {i}'.encode()  # truncated JSON, unique per record
+            value = poison_value(i)
             poison.add(value)
         else:
             good.append({**pool[i % len(pool)], "payment_id": payment_id})
@@ -105,7 +104,7 @@ def claimed(offsets: dict[int, int]) -> tuple[set[str], set[bytes]]:
     are done."""
     indices = [p + k * PARTITIONS for p, offset in offsets.items() for k in range(offset)]
     good = {payment_id for i in indices if (payment_id := good_id(i)) is not None}
-    poison = {f'{{"poison": {i}'.encode() for i in indices if good_id(i) is None}
+    poison = {poison_value(i) for i in indices if good_id(i) is None}
     return good, poison
 
 
@@ -140,15 +139,10 @@ def committed_without_output(
     bootstrap: str, names: dict[str, str], expected: Expected, timeout_s: float
 ) -> int:
     """Committed records lacking an output: a score, an alert where one is due, a dead letter."""
-    good, poison = claimed(committed(bootstrap, names["group"], names["input"]))
-    checks = [
-        (names["scores"], good, payment_id),
-        (names["alerts"], expected.claimed_alerts(good), payment_id),
-        (names["dlq"], poison, Message.value),
-    ]
+    owed = expected.owed(*claimed(committed(bootstrap, names["group"], names["input"])))
     return sum(
-        len(missing_outputs(bootstrap, topic, want, key, timeout_s))
-        for topic, want, key in checks
+        len(missing_outputs(bootstrap, names[topic], want, key, timeout_s))
+        for topic, (want, key) in owed.items()
         if want
     )
 
