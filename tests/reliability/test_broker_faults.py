@@ -99,10 +99,20 @@ class Case:
     watchable: bool = True
 
 
-def broker_errors(broker: int, api_key: ApiKey, *codes: int) -> Callable[..., None]:
-    """The next ``api_key`` requests to ``broker`` fail with ``codes`` in turn. Aimed at one
-    broker, never at any: the test's own clients must not take the errors instead."""
-    return lambda faults, names: faults.push_broker_request_errors(broker, api_key, list(codes))
+def broker_errors(
+    broker: int, api_key: ApiKey, *codes: int, delay_ms: int = 0
+) -> Callable[..., None]:
+    """The next ``api_key`` requests to ``broker`` fail with ``codes`` in turn, each answered
+    after ``delay_ms``. Aimed at one broker, never at any: the test's own clients must not take
+    the errors instead."""
+    return lambda faults, names: faults.push_broker_request_errors(
+        broker, api_key, list(codes), rtts_ms=[delay_ms] * len(codes)
+    )
+
+
+#: How long a failing Produce answer is held: a commit that does not wait for its outputs'
+#: acknowledgement then stands ahead of them for long enough that the watcher samples it.
+SLOW_PRODUCE_ERROR_MS = 600
 
 
 def drained(broker: int, api_key: ApiKey) -> Callable[[Evidence], bool]:
@@ -163,14 +173,24 @@ CASES = [
     ),
     Case(
         "Produce: retriable errors",
-        broker_errors(OUTPUTS_BROKER, ApiKey.Produce, *[KafkaError.NOT_LEADER_FOR_PARTITION] * 3),
+        broker_errors(
+            OUTPUTS_BROKER,
+            ApiKey.Produce,
+            *[KafkaError.NOT_LEADER_FOR_PARTITION] * 3,
+            delay_ms=SLOW_PRODUCE_ERROR_MS,
+        ),
         met=drained(OUTPUTS_BROKER, ApiKey.Produce),
         proof="the service's producer took the 3 errors",
         reprocesses=False,
     ),
     Case(
         "Produce: a record rejected",
-        broker_errors(OUTPUTS_BROKER, ApiKey.Produce, KafkaError.MSG_SIZE_TOO_LARGE),
+        broker_errors(
+            OUTPUTS_BROKER,
+            ApiKey.Produce,
+            KafkaError.MSG_SIZE_TOO_LARGE,
+            delay_ms=3 * SLOW_PRODUCE_ERROR_MS,
+        ),
         met=lambda e: drained(OUTPUTS_BROKER, ApiKey.Produce)(e) and "outputs failed" in e.log,
         proof="the service logged its failed outputs",
     ),
