@@ -36,6 +36,18 @@ class SpecError(SessionUsageError):
     """An explicit compilation spec contradicts the pipeline."""
 
 
+def first_line(error: BaseException) -> str:
+    """The first line of an error's message: chained library errors often run to pages, and a
+    log line, a dead-letter header or a CLI error must stay one line."""
+    lines = str(error).strip().splitlines()
+    return lines[0] if lines else ""
+
+
+def one_line(error: BaseException, *, limit: int = 500) -> str:
+    """``Class: first line``, at most ``limit`` characters."""
+    return f"{type(error).__name__}: {first_line(error)}"[:limit]
+
+
 def choices(names: Iterable[str]) -> str:
     """Render valid names for an error message, or say there are none."""
     listed = sorted(names)
