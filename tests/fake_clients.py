@@ -61,9 +61,11 @@ def records(topic: str, partition: int, values: Iterable[dict[str, Any]]) -> lis
 
 @dataclass
 class FakeConsumer:
-    """Hands out ``batches`` in turn, then nothing; records commits and seeks."""
+    """Hands out ``batches`` in turn, then nothing; records commits and seeks. Each commit
+    first raises the next of ``commit_errors``, while there are any."""
 
     batches: list[list[FakeMessage]]
+    commit_errors: list[Exception] = field(default_factory=list)
     commits: list[list[tuple[str, int, int]]] = field(default_factory=list)
     seeks: list[tuple[str, int, int]] = field(default_factory=list)
     on_assign: Callable[..., None] | None = None
@@ -90,6 +92,8 @@ class FakeConsumer:
         return None
 
     def commit(self, *, offsets: list[TopicPartition], asynchronous: bool) -> None:
+        if self.commit_errors:
+            raise self.commit_errors.pop(0)
         self.commits.append([(tp.topic, tp.partition, tp.offset) for tp in offsets])
 
     def assignment(self) -> list[TopicPartition]:
@@ -113,9 +117,18 @@ class FakeProducer:
     """Acknowledges everything at ``flush``; records what was produced."""
 
     produced: list[tuple[str, bytes, bytes | None]] = field(default_factory=list)
+    headers: list[dict[str, bytes]] = field(default_factory=list)  # one per produced message
 
-    def produce(self, topic: str, value: bytes, key: bytes | None = None, **_: Any) -> None:
+    def produce(
+        self,
+        topic: str,
+        value: bytes,
+        key: bytes | None = None,
+        *,
+        headers: list[tuple[str, bytes]] | None = None,
+    ) -> None:
         self.produced.append((topic, value, key))
+        self.headers.append(dict(headers or []))
 
     def poll(self, timeout: float) -> int:
         return 0
@@ -126,17 +139,27 @@ class FakeProducer:
     def topics(self) -> list[str]:
         return [topic for topic, _, _ in self.produced]
 
+    def stages(self) -> list[str]:
+        """The ``error.stage`` of each dead letter produced."""
+        return [
+            h["kedro-stream.error.stage"].decode()
+            for h in self.headers
+            if "kedro-stream.error.stage" in h
+        ]
+
 
 class FakeSession:
     """A namespace ``ns`` with input ``batch`` and output ``out``; ``node`` computes ``out``."""
 
-    def __init__(self, node: Callable[[pd.DataFrame], pd.DataFrame] = lambda batch: batch) -> None:
+    def __init__(self, node: Callable[[pd.DataFrame], Any] = lambda batch: batch) -> None:
         self.node = node
+        self.runs = 0
 
     def compiled(self, namespace: str | None) -> SimpleNamespace:
         return SimpleNamespace(inputs={"batch": "ns.batch"}, outputs={"ns.out": "out"})
 
     def run(self, namespace: str | None, inputs: dict[str, Any]) -> dict[str, Any]:
+        self.runs += 1
         return {"out": self.node(inputs["batch"])}
 
 

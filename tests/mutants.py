@@ -25,8 +25,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-LOOP = "src/kedro_stream/service/loop.py"
 COMMIT = "src/kedro_stream/service/commit.py"
+DECODE = "src/kedro_stream/service/decode.py"
+ENCODE = "src/kedro_stream/service/encode.py"
+REBALANCE = "src/kedro_stream/service/rebalance.py"
 #: One test run's budget; the slowest mutant runs the crash loop once.
 RUN_BUDGET_S = 1800
 
@@ -59,11 +61,11 @@ class Mutant:
 MUTANTS = (
     Mutant(
         "an output dropped after the first batch",
-        LOOP,
-        "            for out in self._outputs\n",
-        "            for out in (\n"
-        "                self._outputs if self.progress.batches == 0 else self._outputs[:1]\n"
-        "            )\n",
+        ENCODE,
+        "            for output in self.outputs\n",
+        # the first call keeps every output, later ones only the first
+        "            for output in (self.outputs[:1] if hasattr(self, '_seen') else\n"
+        "                           setattr(self, '_seen', 1) or self.outputs)\n",
         (ALL_RECORDS, FUZZ, fault("broker 2 down, then up"), USER_FLOW, CRASH_LOOP),
     ),
     Mutant(
@@ -91,17 +93,19 @@ MUTANTS = (
     ),
     Mutant(
         "a dead letter for a good record",
-        LOOP,
+        DECODE,
         "            good.append((message, record))\n",
         "            good.append((message, record))\n"
         "            if len(good) == 1:\n"
-        '                bad.append(self._dead_letter(message, ValueError("x"), stage="decode"))\n',
+        "                dead.append(\n"
+        '                    self._dead_letters.of(message, ValueError("x"), Stage.DECODE)\n'
+        "                )\n",
         (ALL_RECORDS, FUZZ, fault("broker 2 down, then up")),
     ),
     Mutant(
         "offsets committed for a revoked partition",
-        LOOP,
-        "            if (topic, partition) not in self._revoked\n",
+        REBALANCE,
+        "            if (topic, partition) not in revoked\n",
         "            if (topic, partition) not in set()\n",
         (
             "tests/unit/test_loop_protocol.py::"
@@ -111,7 +115,7 @@ MUTANTS = (
     ),
     Mutant(
         "a batch's last record skipped",
-        LOOP,
+        DECODE,
         "        for message in batch.messages:\n            try:\n",
         "        for message in batch.messages[:-1]:\n            try:\n",
         (ALL_RECORDS, FUZZ, USER_FLOW, CRASH_LOOP),

@@ -197,6 +197,8 @@ class StreamConfig(_Strict):
     # A run longer than this fails the batch (retry, then on_failure); the hung thread is
     # abandoned, so prefer on_failure: stop, letting a restart reclaim it.
     run_timeout_s: PositiveFloat | None = None
+    # How long one flush, or one transaction call, waits for the broker before the batch fails.
+    commit_timeout_s: PositiveFloat = 30.0
 
     @model_validator(mode="before")
     @classmethod

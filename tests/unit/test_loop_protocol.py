@@ -1,13 +1,17 @@
-"""The stream loop's decisions, against fake clients: what it commits and what it re-reads."""
+"""The stream loop's decisions, against fake clients: what it commits, dead-letters, re-reads,
+and when it stops."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
+import pytest
+from confluent_kafka import KafkaError, KafkaException
 
 from kedro_stream.config import KafkaConfig
-from kedro_stream.service.loop import StreamService
+from kedro_stream.service.loop import StreamService, StreamStopped
 from tests.fake_clients import (
     FakeConsumer,
     FakeProducer,
@@ -18,17 +22,35 @@ from tests.fake_clients import (
 
 
 def service(
-    session: FakeSession, consumer: FakeConsumer, producer: FakeProducer, **limits: int
+    session: FakeSession,
+    consumer: FakeConsumer,
+    producer: FakeProducer,
+    *,
+    config: dict[str, Any] | None = None,
+    **limits: int,
 ) -> StreamService:
     return StreamService(
         session,  # type: ignore[arg-type]
-        stream_config(),
+        stream_config(**(config or {})),
         KafkaConfig(),
         project_path=Path("."),
         consumer_factory=lambda: consumer,  # type: ignore[arg-type,return-value]
         producer_factory=lambda _deliveries: producer,  # type: ignore[arg-type,return-value]
         **limits,
     )
+
+
+def test_a_batch_is_committed_after_its_outputs_and_dead_letters() -> None:
+    batch = records("in", 0, [{"n": 1}, {"n": 2}])
+    batch[1]._value = b"not json"
+    consumer, producer = FakeConsumer([batch]), FakeProducer()
+
+    progress = service(FakeSession(), consumer, producer, max_messages=2).run()
+
+    assert consumer.commits == [[("in", 0, 2)]]
+    assert producer.topics() == ["out", "in.dlq"]
+    assert producer.stages() == ["decode"]
+    assert (progress.records, progress.produced, progress.dead_lettered) == (2, 1, 1)
 
 
 def test_a_partition_revoked_during_the_run_is_not_committed() -> None:
@@ -46,3 +68,89 @@ def test_a_partition_revoked_during_the_run_is_not_committed() -> None:
     assert consumer.commits == [[("in", 0, 2)]]
     assert progress.records == 3
     assert producer.topics() == ["out"] * 3
+
+
+def test_a_commit_refused_by_a_rebalance_rewinds_what_is_still_owned() -> None:
+    """Not a processing failure: no retry, no dead letter; the partitions this member kept are
+    read again from the batch's start, and nothing counts as committed."""
+    batch = records("in", 0, [{"n": 1}, {"n": 2}]) + records("in", 1, [{"n": 3}])
+    consumer, producer, session = FakeConsumer([batch]), FakeProducer(), FakeSession()
+    stream = service(session, consumer, producer, idle_timeout_s=0.01)
+
+    def commit_after_losing_partition_1(*, offsets: Any, asynchronous: bool) -> None:
+        consumer.revoke("in", 1)  # the group moved on: the coordinator refuses the commit
+        raise KafkaException(KafkaError(KafkaError.REBALANCE_IN_PROGRESS))
+
+    consumer.commit = commit_after_losing_partition_1  # type: ignore[method-assign]
+    progress = stream.run()
+
+    assert session.runs == 1
+    assert consumer.seeks == [("in", 0, 0)]
+    assert producer.stages() == []
+    assert progress.records == 0
+    assert stream.metrics.commit_failures.labels("g")._value.get() == 1
+
+
+def test_an_output_that_cannot_be_encoded_is_dead_lettered_at_once() -> None:
+    """Retrying would fail the same way: one run, then every record of the batch goes to the
+    dead-letter topic with stage ``encode``, and the batch is committed."""
+    batch = records("in", 0, [{"n": 1}, {"n": 2}])
+    consumer, producer = FakeConsumer([batch]), FakeProducer()
+    session = FakeSession(lambda frame: frame.assign(bad=[object(), object()]))
+
+    progress = service(
+        session, consumer, producer, config={"on_failure": "dead-letter"}, max_messages=2
+    ).run()
+
+    assert session.runs == 1
+    assert producer.topics() == ["in.dlq", "in.dlq"]
+    assert producer.stages() == ["encode", "encode"]
+    assert consumer.commits == [[("in", 0, 2)]]
+    assert (progress.records, progress.dead_lettered, progress.produced) == (2, 2, 0)
+
+
+def test_an_output_that_cannot_be_encoded_stops_at_once_under_on_failure_stop() -> None:
+    batch = records("in", 0, [{"n": 1}])
+    consumer, producer = FakeConsumer([batch]), FakeProducer()
+    session = FakeSession(lambda frame: [1, 2])  # not records: cannot be published
+
+    with pytest.raises(StreamStopped, match=r"failed at stage encode.*nothing committed"):
+        service(session, consumer, producer, config={"on_failure": "stop"}).run()
+
+    assert session.runs == 1
+    assert consumer.commits == []
+
+
+def test_a_failing_run_is_retried_then_dead_lettered_as_a_pipeline_failure() -> None:
+    batch = records("in", 0, [{"n": 1}, {"n": 2}])
+    consumer, producer = FakeConsumer([batch]), FakeProducer()
+
+    def node(frame: pd.DataFrame) -> pd.DataFrame:
+        raise KeyError("amount")
+
+    session = FakeSession(node)
+    progress = service(
+        session, consumer, producer, config={"on_failure": "dead-letter"}, max_messages=2
+    ).run()
+
+    assert session.runs == 2  # retry.attempts
+    assert producer.stages() == ["pipeline", "pipeline"]
+    assert consumer.commits == [[("in", 0, 2)]]
+    assert progress.dead_lettered == 2
+
+
+def test_a_fatal_client_error_stops_the_loop_with_nothing_committed() -> None:
+    """A fenced producer cannot be retried: another instance took over."""
+    batch = records("in", 0, [{"n": 1}])
+    fenced = KafkaException(KafkaError(KafkaError._FENCED, "fenced", fatal=True))
+    consumer = FakeConsumer([batch, batch], commit_errors=[fenced])
+    producer, session = FakeProducer(), FakeSession()
+
+    with pytest.raises(StreamStopped, match=r"Fatal Kafka error.*nothing committed"):
+        service(
+            session, consumer, producer, config={"on_failure": "dead-letter"}, idle_timeout_s=0.01
+        ).run()
+
+    assert session.runs == 1  # not retried
+    assert consumer.commits == []
+    assert producer.stages() == []  # not dead-lettered either

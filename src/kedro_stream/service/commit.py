@@ -14,7 +14,10 @@ from typing import Protocol
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
+from kedro_stream.errors import KedroStreamError
+from kedro_stream.kafka.errors import kafka_error
 from kedro_stream.service.messages import Outgoing
+from kedro_stream.service.retry import Backoff
 
 logger = logging.getLogger(__name__)
 
@@ -43,23 +46,21 @@ _TRANSIENT_CODES = frozenset(
 #: How long a commit step is retried before the batch counts as failed. The outputs are already
 #: acknowledged, so asking the coordinator again is far cheaper than processing the batch again.
 _COMMIT_RETRY_BUDGET_S = 10.0
+_COMMIT_BACKOFF = Backoff(first_s=0.05, max_s=1.0)
+#: How long a producer whose local queue is full is polled before producing again.
+_QUEUE_FULL_POLL_S = 0.05
 
 
-class DeliveryError(Exception):
+class DeliveryError(KedroStreamError):
     """Some outputs were not acknowledged by the broker: the batch must not be committed."""
 
 
-class CommitAbandoned(Exception):
+class CommitAbandoned(KedroStreamError):
     """A rebalance overtook the batch: its offsets cannot be committed by this member.
 
     Not a processing failure: the batch is neither retried nor dead-lettered. Its records are
     processed again, by this member for partitions it kept (at-least-once: outputs repeat).
     """
-
-
-def _kafka_error(exc: KafkaException) -> KafkaError | None:
-    error = exc.args[0] if exc.args else None
-    return error if isinstance(error, KafkaError) else None
 
 
 def _commit_error_is_transient(error: KafkaError) -> bool:
@@ -77,32 +78,47 @@ def _retrying(
     """``step()``, asked again on transient errors within the retry budget; a rebalance error
     becomes :class:`CommitAbandoned`; anything else is raised (the batch fails)."""
     deadline = time.monotonic() + _COMMIT_RETRY_BUDGET_S
-    delay_s = 0.05
-    while True:
+    for delay_s in _COMMIT_BACKOFF.delays():
         try:
             step()
             return
         except KafkaException as exc:
-            error = _kafka_error(exc)
+            error = kafka_error(exc)
             if error is not None and error.code() in _REBALANCE_CODES:
                 raise CommitAbandoned(str(error)) from exc
             if error is None or not transient(error) or time.monotonic() + delay_s > deadline:
                 raise
             logger.info("%s failed, retrying in %.2f s: %s", what, delay_s, error)
             time.sleep(delay_s)
-            delay_s = min(2 * delay_s, 1.0)
 
 
 class CommitProtocol(Protocol):
-    def begin(self) -> None: ...
+    """One batch: ``begin`` → ``publish`` (any number of times) → ``complete``; on any error in
+    between, ``abort``. Nothing is committed unless ``complete`` returns."""
 
-    def publish(self, messages: Iterable[Outgoing]) -> None: ...
+    def begin(self) -> None:
+        """Start a batch (exactly-once: its transaction)."""
+        ...
 
-    def complete(self, offsets: list[TopicPartition]) -> None: ...
+    def publish(self, messages: Iterable[Outgoing]) -> None:
+        """Hand ``messages`` to the producer; returns before they are acknowledged."""
+        ...
 
-    def abort(self) -> None: ...
+    def complete(self, offsets: list[TopicPartition]) -> None:
+        """Commit ``offsets`` once every published message is acknowledged. Raises
+        :class:`DeliveryError` if one was not, :class:`CommitAbandoned` if a rebalance
+        refused the commit, ``KafkaException`` for other broker errors (after retrying
+        transient ones for up to ``_COMMIT_RETRY_BUDGET_S``)."""
+        ...
 
-    def close(self) -> None: ...
+    def abort(self) -> None:
+        """Give up the batch: exactly-once aborts its transaction; at-least-once lets what
+        was produced stand (the batch will be processed again)."""
+        ...
+
+    def close(self) -> None:
+        """At shutdown: deliver or abort what is in flight."""
+        ...
 
 
 class DeliveryFailures:
@@ -136,11 +152,13 @@ def _produce(producer: Producer, messages: Iterable[Outgoing]) -> None:
                     produce(topic, value, key)
                 break
             except BufferError:  # local queue full: let deliveries drain, then retry
-                producer.poll(0.05)
+                producer.poll(_QUEUE_FULL_POLL_S)
     producer.poll(0)  # serve the failure reports that are already in
 
 
 class AtLeastOnce:
+    """produce → flush → every delivery report OK → synchronous commit of the offsets."""
+
     def __init__(
         self,
         consumer: Consumer,
@@ -186,6 +204,8 @@ class AtLeastOnce:
 
 
 class ExactlyOnce:
+    """One transaction per batch holding its outputs and its offsets."""
+
     def __init__(self, consumer: Consumer, producer: Producer, *, timeout_s: float) -> None:
         self._consumer = consumer
         self._producer = producer

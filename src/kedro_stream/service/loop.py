@@ -1,7 +1,25 @@
-"""The stream loop: collect a batch, decode, run the namespace, publish, commit.
+"""The stream loop: one micro-batch at a time through the commit protocol.
 
-Nothing is committed for a record until its outputs (or its dead-letter copy) are acknowledged.
-A failing batch is retried with backoff, then dead-lettered or the service stops, per config.
+Each batch (:meth:`StreamService._process`), top to bottom:
+
+1. decode   message values → records; a bad value becomes a dead letter (stage ``decode``)
+2. run      the namespace on the good records, on the keep-alive's worker thread
+3. encode   its output datasets → messages for their topics
+4. publish  outputs and dead letters (inside the batch's transaction under exactly-once)
+5. commit   the batch's offsets, once every message is acknowledged, for the partitions this
+            member still owns
+
+Failure paths, beside them:
+
+- a rebalance refused the commit (:class:`CommitAbandoned`): what this member still owns is
+  read again; no retry, nothing dead-lettered;
+- an output cannot be encoded (:class:`EncodeError`): it would fail the same way again, so the
+  batch is given up at once (stage ``encode``);
+- a fatal client error (a newer instance fenced this one): the service stops, nothing committed;
+- anything else: retried with backoff, then given up (stage ``pipeline``).
+
+Giving up follows ``on_failure``: stop with nothing committed, or dead-letter every record of
+the batch and commit it.
 """
 
 from __future__ import annotations
@@ -10,28 +28,21 @@ import logging
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
-from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaException, Producer
 
 from kedro_stream.config import Guarantee, KafkaConfig, OnFailure, StreamConfig
-from kedro_stream.errors import KedroStreamError
+from kedro_stream.errors import KedroStreamError, one_line
 from kedro_stream.kafka.clients import DeliveryCallback
+from kedro_stream.kafka.errors import is_fatal
 from kedro_stream.metrics import StreamMetrics
-from kedro_stream.serde import (
-    METADATA_COLUMNS,
-    Codec,
-    DecodeError,
-    build_codec,
-    records_of,
-    schema_registry_for,
-)
+from kedro_stream.serde import EncodeError
 from kedro_stream.serde.frames import to_dataset
 from kedro_stream.service.batch import Batch, collect
+from kedro_stream.service.codecs import stream_codecs
 from kedro_stream.service.commit import (
     AtLeastOnce,
     CommitAbandoned,
@@ -39,37 +50,24 @@ from kedro_stream.service.commit import (
     DeliveryFailures,
     ExactlyOnce,
 )
+from kedro_stream.service.decode import Decoded, Decoder
+from kedro_stream.service.encode import Encoder
 from kedro_stream.service.keepalive import KeepAlive
-from kedro_stream.service.messages import Outgoing, dead_letter
+from kedro_stream.service.messages import DeadLetters, Stage
+from kedro_stream.service.progress import CommitLedger, Progress
+from kedro_stream.service.rebalance import Assignment
+from kedro_stream.service.retry import Backoff
+from kedro_stream.service.wiring import input_dataset, published_outputs
 from kedro_stream.session import StreamSession
 
 logger = logging.getLogger(__name__)
-_CLIENT_TIMEOUT_S = 30.0
+#: A run (or a retry backoff) longer than this polls with the partitions paused.
 _PAUSE_AFTER_S = 2.0
-_METADATA = frozenset(METADATA_COLUMNS)
 
 
 class StreamStopped(KedroStreamError):
-    """The service stopped on a batch it could not process (``on_failure: stop``)."""
-
-
-@dataclass
-class Progress:
-    """What the loop has committed so far; read by the CLI and metrics."""
-
-    batches: int = 0
-    records: int = 0
-    dead_lettered: int = 0
-    produced: int = 0
-    started: float = field(default_factory=time.monotonic)
-
-
-@dataclass(frozen=True)
-class _Output:
-    name: str
-    topic: str
-    codec: Codec
-    key: str | None
+    """The service stopped on a batch it could not process (``on_failure: stop``), or on a
+    fatal client error."""
 
 
 class StreamService:
@@ -95,81 +93,41 @@ class StreamService:
         self._consumer_factory = consumer_factory
         self._producer_factory = producer_factory
         self._stop = threading.Event()
-        self.progress = Progress()
         self.metrics = metrics or StreamMetrics(
             group=stream.group_id, namespace=stream.namespace, guarantee=stream.guarantee.value
         )
-        self.owned: set[tuple[str, int]] = set()  # this member's partitions, for lag and probes
+        self.assignment = Assignment(self.metrics, stream.group_id)
+        self._ledger = CommitLedger(self.metrics, stream.group_id, stream.dead_letter_topic)
         self.last_activity = time.monotonic()  # the loop is alive while this moves
         self.batch_started: float | None = None  # set while a batch is in progress
+        self._backoff = Backoff(stream.retry.backoff_ms / 1000, stream.retry.backoff_max_ms / 1000)
         compiled = session.compiled(stream.namespace)
-        self._input_name = _input_name(compiled.inputs, stream)
-        registry = schema_registry_for(stream, kafka)
-        self._decoder = build_codec(
-            stream.input.format,
-            _path(project_path, stream.input.schema_path),
-            topic=stream.input.topics[0],  # names the subject only: the schema id is in the value
-            registry=registry,
+        self._input_name = input_dataset(compiled.inputs, stream)
+        codecs = stream_codecs(stream, kafka, project_path)
+        self._dead_letters = DeadLetters(stream.dead_letter_topic, stream.namespace)
+        with_metadata = stream.input.metadata_columns
+        self._decoder = Decoder(codecs.input, self._dead_letters, with_metadata=with_metadata)
+        self._encoder = Encoder(
+            published_outputs(compiled.outputs, stream, codecs.outputs),
+            with_metadata=with_metadata,
         )
-        self._outputs = [
-            _Output(
-                name,
-                spec.topic,
-                build_codec(
-                    spec.format,
-                    _path(project_path, spec.schema_path),
-                    topic=spec.topic,
-                    registry=registry,
-                    auto_register=spec.auto_register,
-                ),
-                spec.key,
-            )
-            for name, spec in stream.outputs.items()
-        ]
-        unknown = {o.name for o in self._outputs} - set(compiled.outputs.values())
-        if unknown:
-            raise KedroStreamError(
-                f"stream.yml publishes {sorted(unknown)}, which namespace {stream.namespace!r} "
-                f"does not output; outputs: {sorted(compiled.outputs.values())}"
-            )
-        self._revoked: set[tuple[str, int]] = set()
+
+    @property
+    def progress(self) -> Progress:
+        return self._ledger.progress
+
+    @property
+    def owned(self) -> set[tuple[str, int]]:
+        """This member's partitions, for lag and probes."""
+        return self.assignment.owned
 
     def stop(self) -> None:
         """Finish the current batch, commit, then return from :meth:`run` (signal-safe)."""
         self._stop.set()
 
-    # -- rebalance callbacks: run inside poll/consume on this thread --------------------------
-    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        self.owned.update((tp.topic, tp.partition) for tp in partitions)
-        self._rebalanced()
-        logger.info("Assigned %s", _describe(partitions))
-
-    def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        # The in-flight batch must not commit these: their outputs may not be acknowledged.
-        lost = {(tp.topic, tp.partition) for tp in partitions}
-        self._revoked.update(lost)
-        self.owned.difference_update(lost)
-        self._rebalanced()
-        logger.info("Revoked %s", _describe(partitions))
-
-    def _rebalanced(self) -> None:
-        group = self._stream.group_id
-        self.metrics.rebalances.labels(group).inc()
-        self.metrics.assigned.labels(group).set(len(self.owned))
-
     def run(self) -> Progress:
         consumer = self._consumer_factory()
-        protocol: CommitProtocol
-        if self._stream.guarantee is Guarantee.EXACTLY_ONCE:
-            # No delivery callback: commit_transaction fails on any failed output.
-            producer = self._producer_factory(None)
-            protocol = ExactlyOnce(consumer, producer, timeout_s=_CLIENT_TIMEOUT_S)
-        else:
-            deliveries = DeliveryFailures()
-            producer = self._producer_factory(deliveries)
-            protocol = AtLeastOnce(
-                consumer, producer, deliveries, flush_timeout_s=_CLIENT_TIMEOUT_S
-            )
+        protocol = self._commit_protocol(consumer)
         keepalive = KeepAlive(
             consumer,
             # Well inside max.poll.interval.ms, and long enough that short runs never pause.
@@ -178,39 +136,48 @@ class StreamService:
         )
         consumer.subscribe(
             self._stream.input.topics,
-            on_assign=self._on_assign,
-            on_revoke=self._on_revoke,
-            on_lost=self._on_revoke,
+            on_assign=self.assignment.on_assign,
+            on_revoke=self.assignment.on_revoke,
+            on_lost=self.assignment.on_revoke,
         )
-        last_record = time.monotonic()
         try:
-            while not self._stop.is_set():
-                batch = collect(
-                    consumer,
-                    max_size=self._batch_limit(),
-                    max_wait_s=self._stream.batch.max_wait_ms / 1000,
-                )
-                self.last_activity = time.monotonic()
-                if not batch.messages:
-                    if (
-                        self._idle_timeout_s
-                        and time.monotonic() - last_record > self._idle_timeout_s
-                    ):
-                        logger.info("No record for %.1f s: stopping", self._idle_timeout_s)
-                        break
-                    continue
-                last_record = time.monotonic()
-                self._revoked.clear()
-                self.batch_started = time.monotonic()
-                self.metrics.batch_size.labels(self._stream.group_id).observe(len(batch))
-                self._process(batch, consumer, protocol, keepalive)
-                self.batch_started = None
-                if self._max_messages is not None and self.progress.records >= self._max_messages:
-                    break
+            self._consume(consumer, protocol, keepalive)
         finally:
             protocol.close()
             consumer.close()  # leaves the group: partitions move on at once
         return self.progress
+
+    def _commit_protocol(self, consumer: Consumer) -> CommitProtocol:
+        timeout_s = self._stream.commit_timeout_s
+        if self._stream.guarantee is Guarantee.EXACTLY_ONCE:
+            # No delivery callback: commit_transaction fails on any failed output.
+            return ExactlyOnce(consumer, self._producer_factory(None), timeout_s=timeout_s)
+        deliveries = DeliveryFailures()
+        producer = self._producer_factory(deliveries)
+        return AtLeastOnce(consumer, producer, deliveries, flush_timeout_s=timeout_s)
+
+    def _consume(self, consumer: Consumer, protocol: CommitProtocol, keepalive: KeepAlive) -> None:
+        last_record = time.monotonic()
+        while not self._stop.is_set():
+            batch = collect(
+                consumer,
+                max_size=self._batch_limit(),
+                max_wait_s=self._stream.batch.max_wait_ms / 1000,
+            )
+            self.last_activity = time.monotonic()
+            if not batch.messages:
+                if self._idle_timeout_s and self.last_activity - last_record > self._idle_timeout_s:
+                    logger.info("No record for %.1f s: stopping", self._idle_timeout_s)
+                    return
+                continue
+            last_record = self.last_activity
+            self.assignment.batch_started()
+            self.batch_started = time.monotonic()
+            self.metrics.batch_size.labels(self._stream.group_id).observe(len(batch))
+            self._process(batch, consumer, protocol, keepalive)
+            self.batch_started = None
+            if self._max_messages is not None and self.progress.records >= self._max_messages:
+                return
 
     def _alive(self) -> None:
         self.last_activity = time.monotonic()
@@ -223,96 +190,56 @@ class StreamService:
     def _process(
         self, batch: Batch, consumer: Consumer, protocol: CommitProtocol, keepalive: KeepAlive
     ) -> None:
-        retry, group = self._stream.retry, self._stream.group_id
-        for attempt in range(1, retry.attempts + 1):
+        """One batch through the protocol (see the module docstring), retried per ``retry``."""
+        attempts, group = self._stream.retry.attempts, self._stream.group_id
+        delays = self._backoff.delays()
+        for attempt in range(1, attempts + 1):
             try:
-                good, bad = self._decode(batch)  # in the loop: a registry outage is retried
+                decoded = self._decoder.decode(
+                    batch
+                )  # 1. in the loop: a registry outage is retried
                 protocol.begin()
-                outgoing = self._run(good, keepalive) if good else []
+                datasets = self._run(decoded.good, keepalive)  # 2.
+                outputs = self._encoder.encode(datasets, decoded.good)  # 3.
                 started = time.perf_counter()
-                protocol.publish([*outgoing, *bad])
-                protocol.complete(self._offsets(batch))
+                protocol.publish([*outputs, *decoded.dead])  # 4.
+                protocol.complete(self.assignment.committable(batch))  # 5.
                 self.metrics.commit_duration.labels(group).observe(time.perf_counter() - started)
-                self._committed(batch, outgoing, dead=len(bad), stage="decode")
+                self._ledger.committed(batch, outputs, Counter({Stage.DECODE: len(decoded.dead)}))
                 return
             except CommitAbandoned as error:
                 self.metrics.commit_failures.labels(group).inc()
-                _abort(protocol)
-                self._abandon(batch, consumer, error)
+                self._abort(protocol)
+                self._rewind(batch, consumer, error)
+                return
+            except EncodeError as error:
+                self.metrics.batch_failures.labels(group).inc()
+                self._abort(protocol)
+                self._give_up(batch, error, Stage.ENCODE, protocol)
                 return
             except Exception as error:
                 self.metrics.batch_failures.labels(group).inc()
-                if _is_fatal(error):
+                if is_fatal(error):
                     raise _fatal(error) from error
-                _abort(protocol)
-                if attempt == retry.attempts:
-                    self._give_up(batch, error, consumer, protocol)
+                self._abort(protocol)
+                if attempt == attempts:
+                    self._give_up(batch, error, Stage.PIPELINE, protocol)
                     return
-                backoff = min(retry.backoff_ms * 2 ** (attempt - 1), retry.backoff_max_ms) / 1000
+                backoff_s = next(delays)
                 logger.warning(
                     "Batch of %d records failed (attempt %d/%d), retrying in %.2f s: %s",
                     len(batch),
                     attempt,
-                    retry.attempts,
-                    backoff,
-                    _one_line(error),
+                    attempts,
+                    backoff_s,
+                    one_line(error),
                 )
-                keepalive.sleep(backoff)
+                keepalive.sleep(backoff_s)
 
-    def _abandon(self, batch: Batch, consumer: Consumer, error: CommitAbandoned) -> None:
-        """Have the batch processed again by its partitions' owners: partitions this member
-        still owns are rewound to the batch start (its offsets were never committed, and if no
-        later record arrived nothing else would ever commit them); revoked ones restart from
-        their committed offset with their new owner."""
-        logger.warning(
-            "A rebalance overtook a batch of %d records before its commit (%s); they will be "
-            "processed again",
-            len(batch),
-            _one_line(error),
-        )
-        owned = {(tp.topic, tp.partition) for tp in consumer.assignment()}
-        for tp in batch.first_offsets():
-            if (tp.topic, tp.partition) in owned:
-                consumer.seek(tp)
-
-    def _decode(self, batch: Batch) -> tuple[list[tuple[Any, dict[str, Any]]], list[Outgoing]]:
-        good: list[tuple[Any, dict[str, Any]]] = []
-        bad: list[Outgoing] = []
-        with_metadata = self._stream.input.metadata_columns
-        for message in batch.messages:
-            try:
-                record = self._decoder.decode(message.value())
-            except DecodeError as error:
-                bad.append(self._dead_letter(message, error, stage="decode"))
-                continue
-            if with_metadata:
-                key = message.key()
-                record.update(
-                    zip(
-                        METADATA_COLUMNS,
-                        (
-                            key.decode("utf-8", "replace") if key is not None else None,
-                            message.topic(),
-                            message.partition(),
-                            message.offset(),
-                            message.timestamp()[1],
-                        ),
-                        strict=True,
-                    )
-                )
-            good.append((message, record))
-        return good, bad
-
-    def _dead_letter(self, message: Any, error: BaseException, *, stage: str) -> Outgoing:
-        return dead_letter(
-            message,
-            self._stream.dead_letter_topic,
-            error=error,
-            stage=stage,
-            namespace=self._stream.namespace,
-        )
-
-    def _run(self, good: list[tuple[Any, dict[str, Any]]], keepalive: KeepAlive) -> list[Outgoing]:
+    def _run(self, good: list[Decoded], keepalive: KeepAlive) -> dict[str, Any]:
+        """The namespace's outputs for the good records (none without records)."""
+        if not good:
+            return {}
         dataset = to_dataset(
             [record for _, record in good],
             data_type=self._stream.input.data_type,
@@ -326,133 +253,69 @@ class StreamService:
         self.metrics.run_duration.labels(self.metrics.namespace).observe(
             time.perf_counter() - started
         )
-        source_headers = (  # only records that carry the metadata columns can name a source
-            {(m.topic(), m.partition(), m.offset()): m.headers() for m, _ in good if m.headers()}
-            if self._stream.input.metadata_columns
-            else {}
+        return outputs
+
+    def _rewind(self, batch: Batch, consumer: Consumer, error: CommitAbandoned) -> None:
+        """Have the batch processed again by its partitions' owners: partitions this member
+        still owns are rewound to the batch start (its offsets were never committed, and if no
+        later record arrived nothing else would ever commit them); revoked ones restart from
+        their committed offset with their new owner."""
+        logger.warning(
+            "A rebalance overtook a batch of %d records before its commit (%s); they will be "
+            "processed again",
+            len(batch),
+            one_line(error),
         )
-        return [
-            msg
-            for out in self._outputs
-            for msg in self._encode(out, outputs[out.name], source_headers)
-        ]
-
-    @staticmethod
-    def _encode(
-        output: _Output, data: Any, source_headers: dict[tuple[str, int, int], Any]
-    ) -> list[Outgoing]:
-        topic, encode, key_field = output.topic, output.codec.encode, output.key
-        # A frame's columns tell at once whether any of its records carries metadata.
-        may_carry = not isinstance(data, pd.DataFrame) or not _METADATA.isdisjoint(data.columns)
-        messages = []
-        for record in records_of(data):
-            body, headers = record, None
-            if may_carry and not _METADATA.isdisjoint(record):  # copy only those records
-                source = (record.get("_topic"), record.get("_partition"), record.get("_offset"))
-                body = {k: v for k, v in record.items() if k not in _METADATA}
-                headers = list(source_headers.get(source, []))
-            messages.append(Outgoing(topic, encode(body), _key(body, key_field), headers))
-        return messages
-
-    def _offsets(self, batch: Batch) -> list[TopicPartition]:
-        return [
-            TopicPartition(topic, partition, offset)
-            for (topic, partition), offset in batch.next_offsets().items()
-            if (topic, partition) not in self._revoked
-        ]
-
-    def _committed(self, batch: Batch, outgoing: list[Outgoing], *, dead: int, stage: str) -> None:
-        p, m, group = self.progress, self.metrics, self._stream.group_id
-        p.batches += 1
-        p.records += len(batch)
-        p.dead_lettered += dead
-        p.produced += len(outgoing)
-        for topic, count in Counter(message.topic() for message in batch.messages).items():
-            m.consumed.labels(group, topic).inc(count)
-        for topic, count in Counter(message.topic for message in outgoing).items():
-            m.produced.labels(group, topic).inc(count)
-        if dead:
-            m.dead_lettered.labels(group, self._stream.dead_letter_topic, stage).inc(dead)
-        # One observation a batch, of its oldest record: the latency its slowest record saw.
-        oldest_ms = min(message.timestamp()[1] for message in batch.messages)
-        if oldest_ms > 0:
-            m.end_to_end.labels(group, batch.messages[0].topic()).observe(
-                max(time.time() - oldest_ms / 1000, 0.0)
-            )
-        m.committed_now()
-        logger.debug("Committed batch of %d records (%d dead-lettered)", len(batch), dead)
+        owned = {(tp.topic, tp.partition) for tp in consumer.assignment()}
+        for tp in batch.first_offsets():
+            if (tp.topic, tp.partition) in owned:
+                consumer.seek(tp)
 
     def _give_up(
-        self, batch: Batch, error: Exception, consumer: Consumer, protocol: CommitProtocol
+        self, batch: Batch, error: Exception, stage: Stage, protocol: CommitProtocol
     ) -> None:
+        """``on_failure``: stop with nothing committed, or dead-letter and commit the batch."""
         if self._stream.on_failure is OnFailure.STOP:
+            tried = (
+                f"failed {self._stream.retry.attempts} times, last with"
+                if stage is Stage.PIPELINE
+                else f"failed at stage {stage.value} with"
+            )
             raise StreamStopped(
-                f"Batch of {len(batch)} records failed {self._stream.retry.attempts} times, "
-                f"last with {_one_line(error)}; nothing committed for it"
+                f"Batch of {len(batch)} records {tried} {one_line(error)}; nothing committed for it"
             ) from error
-        logger.error("Dead-lettering a batch of %d records: %s", len(batch), _one_line(error))
-        dead = [self._dead_letter(m, error, stage="pipeline") for m in batch.messages]
+        logger.error(
+            "Dead-lettering a batch of %d records (stage %s): %s",
+            len(batch),
+            stage.value,
+            one_line(error),
+        )
+        dead = [self._dead_letters.of(m, error, stage) for m in batch.messages]
         try:
             protocol.begin()
             protocol.publish(dead)
-            protocol.complete(self._offsets(batch))
+            protocol.complete(self.assignment.committable(batch))
         except Exception as exc:
-            if _is_fatal(exc):
+            if is_fatal(exc):
                 raise _fatal(exc) from exc
-            _abort(protocol)
-            raise StreamStopped(f"Could not dead-letter a failed batch: {_one_line(exc)}") from exc
-        self._committed(batch, [], dead=len(dead), stage="pipeline")
+            self._abort(protocol)
+            raise StreamStopped(f"Could not dead-letter a failed batch: {one_line(exc)}") from exc
+        self._ledger.committed(batch, [], Counter({stage: len(dead)}))
 
-
-def _key(record: Mapping[str, Any], field: str | None) -> bytes | None:
-    value = record.get(field) if field else None
-    return None if value is None else str(value).encode()
-
-
-def _input_name(inputs: Mapping[str, str], stream: StreamConfig) -> str:
-    wanted = stream.input.dataset
-    names = set(inputs)
-    if wanted in names or wanted in set(inputs.values()):
-        return wanted
-    raise KedroStreamError(
-        f"stream.yml feeds dataset {wanted!r}, which is not an input of namespace "
-        f"{stream.namespace!r}; inputs: {sorted(names)}"
-    )
-
-
-def _path(project_path: Path, path: Path | None) -> Path | None:
-    return None if path is None else (path if path.is_absolute() else project_path / path)
-
-
-def _describe(partitions: list[TopicPartition]) -> str:
-    return ", ".join(f"{tp.topic}[{tp.partition}]" for tp in partitions) or "nothing"
-
-
-def _is_fatal(error: BaseException) -> bool:
-    """A fenced or otherwise fatal client: retrying cannot help, another instance took over."""
-    if not isinstance(error, KafkaException) or not error.args:
-        return False
-    first = error.args[0]
-    return isinstance(first, KafkaError) and first.fatal()
+    @staticmethod
+    def _abort(protocol: CommitProtocol) -> None:
+        """Abort the batch's transaction; a client that turned fatal meanwhile stops the
+        service."""
+        try:
+            protocol.abort()
+        except KafkaException as exc:
+            if is_fatal(exc):
+                raise _fatal(exc) from exc
+            raise
 
 
 def _fatal(error: BaseException) -> StreamStopped:
     return StreamStopped(
         f"Fatal Kafka error, nothing committed for the batch (a newer instance with the same "
-        f"transactional id may have taken over): {_one_line(error)}"
+        f"transactional id may have taken over): {one_line(error)}"
     )
-
-
-def _abort(protocol: CommitProtocol) -> None:
-    """Abort the batch's transaction; a client that turned fatal meanwhile stops the service."""
-    try:
-        protocol.abort()
-    except KafkaException as exc:
-        if _is_fatal(exc):
-            raise _fatal(exc) from exc
-        raise
-
-
-def _one_line(error: BaseException) -> str:
-    text = str(error).strip().splitlines()
-    return f"{type(error).__name__}: {text[0] if text else ''}"

@@ -6,12 +6,25 @@ A dead-letter record keeps the original key, value and headers byte for byte and
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from enum import Enum
 from typing import NamedTuple
 
 from confluent_kafka import Message
 
+from kedro_stream.errors import first_line
+
 Headers = list[tuple[str, bytes]]
 HEADER_PREFIX = "kedro-stream."
+_MAX_REASON_CHARS = 1000
+
+
+class Stage(str, Enum):
+    """Where a record failed: its ``error.stage`` header and the dead-letter metric's label."""
+
+    DECODE = "decode"  # its value is not a record of the input's format
+    PIPELINE = "pipeline"  # the namespace run failed on its batch
+    ENCODE = "encode"  # an output of its batch cannot be written in its topic's format
 
 
 class Outgoing(NamedTuple):
@@ -24,22 +37,26 @@ class Outgoing(NamedTuple):
     headers: Headers | None = None
 
 
-def dead_letter(
-    message: Message, topic: str, *, error: BaseException, stage: str, namespace: str | None
-) -> Outgoing:
-    """A copy of ``message`` for the dead-letter topic, with the reason in headers."""
-    _, timestamp = message.timestamp()
-    reason = str(error).strip().splitlines()
-    added = {
-        "error.class": type(error).__name__,
-        "error.message": (reason[0] if reason else "")[:1000],
-        "error.stage": stage,
-        "source.topic": message.topic() or "",
-        "source.partition": str(message.partition()),
-        "source.offset": str(message.offset()),
-        "source.timestamp": str(timestamp),
-        "namespace": namespace or "",
-    }
-    headers = list(message.headers() or [])
-    headers += [(HEADER_PREFIX + k, v.encode()) for k, v in added.items()]
-    return Outgoing(topic=topic, value=message.value(), key=message.key(), headers=headers)
+@dataclass(frozen=True)
+class DeadLetters:
+    """Where a stream's failed records go, and the namespace they failed in."""
+
+    topic: str
+    namespace: str | None
+
+    def of(self, message: Message, error: BaseException, stage: Stage) -> Outgoing:
+        """A copy of ``message`` for the dead-letter topic, with the reason in headers."""
+        _, timestamp = message.timestamp()
+        added = {
+            "error.class": type(error).__name__,
+            "error.message": first_line(error)[:_MAX_REASON_CHARS],
+            "error.stage": stage.value,
+            "source.topic": message.topic() or "",
+            "source.partition": str(message.partition()),
+            "source.offset": str(message.offset()),
+            "source.timestamp": str(timestamp),
+            "namespace": self.namespace or "",
+        }
+        headers = list(message.headers() or [])
+        headers += [(HEADER_PREFIX + k, v.encode()) for k, v in added.items()]
+        return Outgoing(topic=self.topic, value=message.value(), key=message.key(), headers=headers)
