@@ -9,10 +9,11 @@ import click
 from confluent_kafka import KafkaException, Producer
 from kedro.framework.startup import ProjectMetadata
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
+from rich.progress import Progress as ProgressBar
 from rich.table import Table
 
-from kedro_stream.config import Guarantee
+from kedro_stream.config import DEFAULT_BOOTSTRAP_SERVERS, Guarantee
 from kedro_stream.errors import KedroStreamError
 from kedro_stream.kafka.file_producer import produce_file, read_messages
 from kedro_stream.metrics.lag import group_lag
@@ -204,11 +205,11 @@ def produce_(
 ) -> None:
     """Publish the records of a file to TOPIC (the upstream simulator)."""
     producer = Producer(
-        {"bootstrap.servers": bootstrap_servers or "localhost:9092", "linger.ms": 5}
+        {"bootstrap.servers": bootstrap_servers or DEFAULT_BOOTSTRAP_SERVERS, "linger.ms": 5}
     )
     try:
         messages = read_messages(path, fmt=fmt, schema_path=schema, key_field=key_field)
-        with Progress(
+        with ProgressBar(
             TextColumn(f"producing to {topic}"),
             BarColumn(),
             MofNCompleteColumn(),
@@ -267,7 +268,7 @@ def broker_(*, brokers: int, topics: tuple[str, ...], partitions: int, control_p
 def lag_(*, group: str, topics: tuple[str, ...], bootstrap_servers: str | None) -> None:
     """Committed offset, high watermark and lag per partition of a consumer group."""
     try:
-        rows = group_lag(bootstrap_servers or "localhost:9092", group, topics)
+        rows = group_lag(bootstrap_servers or DEFAULT_BOOTSTRAP_SERVERS, group, topics)
     except KafkaException as exc:
         raise click.ClickException(" ".join(str(exc).split())) from exc
     if not rows:

@@ -30,6 +30,8 @@ from pydantic import (
 from kedro_stream.errors import KedroStreamError
 
 STREAM_PATTERNS = ["stream*", "stream*/**", "**/stream*"]
+#: Where a client connects when neither stream.yml nor a flag says otherwise.
+DEFAULT_BOOTSTRAP_SERVERS = "localhost:9092"
 # librdkafka properties whose values are secrets: kept as SecretStr, shown as "**********".
 SECRET_KEYS = frozenset(
     {
@@ -126,7 +128,7 @@ class SchemaRegistryConfig(_Strict):
 
 
 class KafkaConfig(_Strict):
-    bootstrap_servers: str = "localhost:9092"
+    bootstrap_servers: str = DEFAULT_BOOTSTRAP_SERVERS
     client: dict[str, str | int | float | bool] = Field(default_factory=dict)
     consumer: dict[str, str | int | float | bool] = Field(default_factory=dict)
     producer: dict[str, str | int | float | bool] = Field(default_factory=dict)

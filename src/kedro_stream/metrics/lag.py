@@ -25,6 +25,8 @@ from confluent_kafka.admin import AdminClient
 from kedro_stream.metrics.registry import StreamMetrics
 
 logger = logging.getLogger(__name__)
+#: How long ``kedro stream lag`` waits for each answer of the cluster.
+GROUP_LAG_TIMEOUT_S = 10.0
 
 
 @dataclass(frozen=True)
@@ -40,7 +42,13 @@ def _lag(committed: int, low: int, high: int) -> int:
     return max(high - (committed if committed >= 0 else low), 0)
 
 
-def group_lag(bootstrap: str, group: str, topics: Iterable[str] = ()) -> list[PartitionLag]:
+def group_lag(
+    bootstrap: str,
+    group: str,
+    topics: Iterable[str] = (),
+    *,
+    timeout_s: float = GROUP_LAG_TIMEOUT_S,
+) -> list[PartitionLag]:
     """Lag of every partition of ``topics`` for ``group``; without topics, of every partition
     the group has committed."""
     reader = Consumer({"bootstrap.servers": bootstrap, "group.id": group})
@@ -49,17 +57,21 @@ def group_lag(bootstrap: str, group: str, topics: Iterable[str] = ()) -> list[Pa
             wanted = [
                 TopicPartition(topic, partition)
                 for topic in topics
-                for partition in reader.list_topics(topic, timeout=10).topics[topic].partitions
+                for partition in reader.list_topics(topic, timeout=timeout_s)
+                .topics[topic]
+                .partitions
             ]
-            listed = reader.committed(wanted, timeout=10)
+            listed = reader.committed(wanted, timeout=timeout_s)
         else:
             admin = AdminClient({"bootstrap.servers": bootstrap})
             request = [ConsumerGroupTopicPartitions(group)]
-            listed = admin.list_consumer_group_offsets(request)[group].result(timeout=10)
+            listed = admin.list_consumer_group_offsets(request)[group].result(timeout=timeout_s)
             listed = listed.topic_partitions
         rows = []
         for tp in sorted(listed, key=lambda tp: (tp.topic, tp.partition)):
-            low, high = reader.get_watermark_offsets(TopicPartition(tp.topic, tp.partition), 10)
+            low, high = reader.get_watermark_offsets(
+                TopicPartition(tp.topic, tp.partition), timeout_s
+            )
             rows.append(
                 PartitionLag(tp.topic, tp.partition, tp.offset, high, _lag(tp.offset, low, high))
             )
@@ -75,8 +87,8 @@ class LagRefresher:
         metrics: StreamMetrics,
         assignment: Callable[[], set[tuple[str, int]]],
         *,
-        interval_s: float = 5.0,
-        timeout_s: float = 5.0,
+        interval_s: float,
+        timeout_s: float = 5.0,  # per broker request; the refresh after it is interval_s away
     ) -> None:
         reader = {k: v for k, v in config.items() if not k.startswith(("partition.", "on_"))}
         self._consumer = Consumer({**reader, "enable.auto.commit": False})
@@ -122,5 +134,6 @@ class LagRefresher:
     def stop(self) -> None:
         self._stop.set()
         if self._thread.is_alive():
+            # a refresh in flight makes up to three requests of timeout_s each
             self._thread.join(timeout=self._timeout_s * 3)
         self._consumer.close()

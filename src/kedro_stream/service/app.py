@@ -30,6 +30,8 @@ from kedro_stream.service.loop import Progress, StreamService
 from kedro_stream.session import boot_project
 
 logger = logging.getLogger(__name__)
+#: /healthz fails once the loop has not turned for this long (or three batch waits, if longer).
+_STALL_BOUND_S = 30.0
 
 
 def load_config(
@@ -153,7 +155,7 @@ def _observed(
 
 def _healthy(service: StreamService, stream: StreamConfig) -> tuple[bool, str]:
     """Alive while the loop (or the keep-alive of a long run) keeps turning."""
-    bound = max(30.0, 3 * stream.batch.max_wait_ms / 1000)
+    bound = max(_STALL_BOUND_S, 3 * stream.batch.max_wait_ms / 1000)
     idle = time.monotonic() - service.last_activity
     if idle > bound:
         return False, f"loop has not turned for {idle:.0f} s (bound {bound:.0f} s)"
