@@ -14,17 +14,12 @@ from pathlib import Path
 import pytest
 from confluent_kafka.schema_registry import SchemaRegistryClient
 from confluent_kafka.schema_registry.avro import AvroSerializer
+from confluent_kafka.schema_registry.error import SchemaRegistryError
 from confluent_kafka.serialization import MessageField, SerializationContext
 
-from kedro_stream.config import (
-    ConfigError,
-    Format,
-    KafkaConfig,
-    SchemaRegistryConfig,
-    parse_stream_file,
-)
-from kedro_stream.serde import DecodeError, EncodeError, build_codec, schema_registry_for
-from kedro_stream.serde.confluent import RegistryUnavailable, registry_client
+from kedro_stream.config import ConfigError, Format, parse_stream_file
+from kedro_stream.serde import DecodeError, EncodeError, RegistryUnavailable, build_codec
+from kedro_stream.serde.confluent import ConfluentAvroCodec, registry_client
 from tests.records import PAYMENT, SCHEMAS
 
 STREAM = {
@@ -44,7 +39,15 @@ def registry() -> SchemaRegistryClient:
 
 
 def codec(registry: SchemaRegistryClient, schema: Path | None = SCHEMAS / "payment.avsc", **kw):
-    return build_codec(Format.AVRO_CONFLUENT, schema, topic="payments", registry=registry, **kw)
+    return ConfluentAvroCodec(registry, "payments", schema, **kw)
+
+
+def test_the_format_table_builds_it_with_the_topic_and_registry(registry) -> None:
+    built = build_codec(
+        Format.AVRO_CONFLUENT, SCHEMAS / "payment.avsc", topic="payments", registry=registry
+    )
+    assert isinstance(built, ConfluentAvroCodec)
+    assert codec(registry, None).decode(built.encode(PAYMENT)) == PAYMENT
 
 
 def test_round_trip_registers_under_the_topic_subject(registry) -> None:
@@ -137,16 +140,44 @@ def _closed_port() -> int:
 def test_unreachable_registry_fails_the_batch_not_the_record(registry) -> None:
     value = _framed(registry)
     down = registry_client(
-        SchemaRegistryConfig(
-            url=f"http://127.0.0.1:{_closed_port()}", properties={"max.retries": 0}
-        )
+        {"url": f"http://127.0.0.1:{_closed_port()}", "timeout": 10, "max.retries": 0}
     )
-    # Not a DecodeError: the record is fine, so it must not be dead-lettered; the batch is
-    # retried and then handled per on_failure.
-    with pytest.raises(RegistryUnavailable, match=r"schema id 1\).*ConnectError"):
+    # Neither a DecodeError nor an EncodeError: the record is fine, so it must not be
+    # dead-lettered; the batch is retried and then handled per on_failure.
+    with pytest.raises(RegistryUnavailable, match=r"reading \(schema id 1\).*ConnectError"):
         codec(down, None).decode(value)
-    with pytest.raises(EncodeError, match=r"ConnectError"):
+    with pytest.raises(
+        RegistryUnavailable, match=r"writing \(subject payments-value\).*ConnectErr"
+    ):
         codec(down).encode(PAYMENT)
+
+
+@pytest.mark.parametrize(
+    ("status", "raised"),
+    [
+        (503, RegistryUnavailable),
+        (500, RegistryUnavailable),
+        (429, RegistryUnavailable),
+        (408, RegistryUnavailable),
+        (-1, RegistryUnavailable),  # no HTTP status at all
+        (409, EncodeError),  # incompatible with the subject's schemas: the same every time
+        (422, EncodeError),
+        (401, EncodeError),
+    ],
+)
+@pytest.mark.parametrize("auto_register", [True, False], ids=["register", "lookup"])
+def test_a_registry_error_on_encode_is_retried_only_when_the_registry_is_down(
+    registry, monkeypatch: pytest.MonkeyPatch, status: int, raised: type, auto_register: bool
+) -> None:
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise SchemaRegistryError(status, status * 100 + 1, "refused by the registry")
+
+    called = "register_schema_full_response" if auto_register else "lookup_schema"
+    monkeypatch.setattr(registry, called, refuse)
+    with pytest.raises(raised, match=r"refused by the registry") as caught:
+        codec(registry, auto_register=auto_register).encode(PAYMENT)
+    assert type(caught.value) is raised
+    assert "\n" not in str(caught.value)
 
 
 def test_avro_confluent_needs_the_registry_key() -> None:
@@ -159,11 +190,7 @@ def test_avro_confluent_needs_the_registry_key() -> None:
     parsed = parse_stream_file(
         {"kafka": {"schema_registry": {"url": "mock://x"}}, "streams": {"s": STREAM}}, {}
     )
-    stream = parsed.streams["s"]
-    assert stream.outputs["scores"].auto_register is True
-    with pytest.raises(ConfigError, match=r"needs kafka.schema_registry"):
-        schema_registry_for(stream, KafkaConfig())
-    assert schema_registry_for(stream, parsed.kafka).get_subjects() == []
+    assert parsed.streams["s"].outputs["scores"].auto_register is True
 
 
 def test_an_output_needs_a_schema_and_a_plain_stream_no_registry() -> None:
@@ -173,8 +200,7 @@ def test_an_output_needs_a_schema_and_a_plain_stream_no_registry() -> None:
             {"kafka": {"schema_registry": {"url": "mock://x"}}, "streams": {"s": unschema}}, {}
         )
     plain = {**STREAM, "input": {"topics": ["p"], "dataset": "p"}, "outputs": {}}
-    stream = parse_stream_file({"streams": {"s": plain}}, {}).streams["s"]
-    assert schema_registry_for(stream, KafkaConfig()) is None
+    assert parse_stream_file({"streams": {"s": plain}}, {}).streams["s"].formats() == {Format.JSON}
 
 
 def test_registry_login_comes_from_credentials_and_is_never_rendered() -> None:
@@ -184,7 +210,7 @@ def test_registry_login_comes_from_credentials_and_is_never_rendered() -> None:
     assert registry.client_properties()["basic.auth.user.info"] == "svc:hunter2"
     for shown in (repr(parsed), str(parsed), parsed.model_dump_json(), repr(registry)):
         assert "hunter2" not in shown
-    assert registry_client(registry).config()["url"] == "https://sr:8081"
+    assert registry_client(registry.client_properties()).config()["url"] == "https://sr:8081"
 
 
 @pytest.mark.parametrize(
@@ -210,7 +236,6 @@ def test_bad_registry_config_is_refused_without_showing_secrets(
     assert "hunter2" not in str(caught.value)
 
 
-def test_a_property_the_client_does_not_know_is_a_config_error() -> None:
-    config = SchemaRegistryConfig(url="https://sr", properties={"max.retrys": 1})
-    with pytest.raises(ConfigError, match=r"Unrecognized properties: max.retrys"):
-        registry_client(config)
+def test_a_property_the_client_does_not_know_is_named() -> None:
+    with pytest.raises(ValueError, match=r"^ValueError: Unrecognized properties: max.retrys"):
+        registry_client({"url": "https://sr", "max.retrys": 1})

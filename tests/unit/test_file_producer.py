@@ -11,7 +11,7 @@ import pytest
 from kedro_stream.config import Format
 from kedro_stream.kafka.file_producer import read_messages
 from kedro_stream.serde import build_codec
-from kedro_stream.serde.codecs import load_schema
+from kedro_stream.serde.avro import load_schema
 
 SCHEMA = Path(__file__).resolve().parents[2] / "schemas" / "payment.avsc"
 PAYMENTS = [

@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from kedro_stream.serde import records_of, to_dataset
-from tests.records import PAYMENT
+from kedro_stream.serde import build_codec, records_of, to_dataset
+from tests.records import PAYMENT, SCHEMAS
 
 
 def _same(left: object, right: object) -> bool:
@@ -69,3 +69,18 @@ def test_a_field_missing_from_a_record_is_a_missing_value() -> None:
     built = to_dataset([PAYMENT, partial], data_type="pandas", fields=list(PAYMENT))
     assert built["amount"].isna().tolist() == [False, True]
     assert built["amount"].dtype == np.float64
+
+
+def test_empty_batch_keeps_the_schema_columns() -> None:
+    fields = build_codec("json", SCHEMAS / "payment.avsc").fields
+    frame = to_dataset([], data_type="pandas", fields=fields)
+    assert list(frame.columns) == list(PAYMENT)
+    assert to_dataset([PAYMENT], data_type="records", fields=fields) == [PAYMENT]
+
+
+def test_records_of_accepts_frames_lists_and_dicts() -> None:
+    assert records_of(pd.DataFrame([{"a": 1}])) == [{"a": 1}]
+    assert records_of([{"a": 1}]) == [{"a": 1}]
+    assert records_of({"a": 1}) == [{"a": 1}]
+    with pytest.raises(TypeError, match="must be a DataFrame, a list of dicts or a dict"):
+        records_of(3)

@@ -17,7 +17,8 @@ from typing import Any
 import fastavro
 from confluent_kafka import KafkaError, Message, Producer
 
-from kedro_stream.serde.codecs import AvroCodec, JsonCodec, load_schema
+from kedro_stream.serde.avro import AvroCodec, load_schema
+from kedro_stream.serde.json import JsonCodec
 
 AVRO_MAGIC = b"Obj\x01"  # Avro object container files start with these bytes
 

@@ -2,7 +2,12 @@
 
 Framing, schema lookup, registration and schema resolution are left to the client library
 (``confluent_kafka.schema_registry``); this module only gives it the :class:`Codec` interface and
-turns its many failure types into one-line :class:`DecodeError` / :class:`EncodeError` reasons.
+turns its many failure types into one-line :class:`DecodeError` / :class:`EncodeError` reasons,
+or :class:`RegistryUnavailable` when the registry does not answer.
+
+Importing this module imports the registry client (about 0.2 s): only
+:func:`kedro_stream.serde.build_codec` for ``avro-confluent`` and the service's registry set-up
+do, lazily.
 """
 
 from __future__ import annotations
@@ -16,17 +21,19 @@ from confluent_kafka.schema_registry.avro import AvroDeserializer, AvroSerialize
 from confluent_kafka.schema_registry.error import SchemaRegistryError
 from confluent_kafka.serialization import MessageField, SerializationContext
 
-from kedro_stream.config import ConfigError, SchemaRegistryConfig
-from kedro_stream.errors import KedroStreamError
-from kedro_stream.serde.codecs import DecodeError, EncodeError, _fields, _first_line, load_schema
+from kedro_stream.errors import one_line
+from kedro_stream.serde.avro import load_schema
+from kedro_stream.serde.base import DecodeError, EncodeError, RegistryUnavailable, record_fields
 
 
-def registry_client(config: SchemaRegistryConfig) -> SchemaRegistryClient:
-    """A client for ``config``; a ``mock://`` URL gives the library's in-memory registry."""
+def registry_client(properties: Mapping[str, Any]) -> SchemaRegistryClient:
+    """A client with these ``SchemaRegistryClient`` properties; a ``mock://`` URL gives the
+    library's in-memory registry. Properties the client refuses raise :class:`ValueError` with a
+    one-line reason (the library's messages name keys, never values)."""
     try:
-        return SchemaRegistryClient.new_client(config.client_properties())
-    except (TypeError, ValueError) as exc:  # the library's messages name keys, never values
-        raise ConfigError(f"kafka.schema_registry is invalid: {_first_line(exc)}") from None
+        return SchemaRegistryClient.new_client(dict(properties))
+    except (TypeError, ValueError) as exc:
+        raise ValueError(one_line(exc)) from None
 
 
 class ConfluentAvroCodec:
@@ -46,7 +53,8 @@ class ConfluentAvroCodec:
         auto_register: bool = True,
     ) -> None:
         schema_str = schema_path.read_text() if schema_path is not None else None
-        self.fields = _fields(load_schema(schema_path)) if schema_path is not None else None
+        self.fields = record_fields(load_schema(schema_path)) if schema_path is not None else None
+        self._subject = f"{topic}-value"
         self._context = SerializationContext(topic, MessageField.VALUE)
         self._deserializer = AvroDeserializer(registry, schema_str)
         self._serializer = (
@@ -63,10 +71,10 @@ class ConfluentAvroCodec:
         except Exception as exc:  # framing, registry (HTTP or network) and fastavro errors
             if _registry_down(exc):
                 raise RegistryUnavailable(
-                    f"schema registry unavailable reading{_schema_id(value)}: {_first_line(exc)}"
+                    f"schema registry unavailable reading{_schema_id(value)}: {one_line(exc)}"
                 ) from exc
             raise DecodeError(
-                f"cannot read Confluent Avro{_schema_id(value)}: {_first_line(exc)}"
+                f"cannot read Confluent Avro{_schema_id(value)}: {one_line(exc)}"
             ) from None
         if not isinstance(record, dict):
             raise DecodeError(f"expected an Avro record, got {type(record).__name__}")
@@ -78,12 +86,12 @@ class ConfluentAvroCodec:
         try:
             return self._serializer(dict(record), self._context)
         except Exception as exc:  # registry (HTTP or network) and fastavro errors
-            raise EncodeError(f"cannot write Confluent Avro: {_first_line(exc)}") from exc
-
-
-class RegistryUnavailable(KedroStreamError):
-    """The registry did not answer: not the record's fault, so the batch fails and is retried
-    (then handled per ``on_failure``) instead of every record being dead-lettered."""
+            if _registry_down(exc):  # the record may be fine: retried, not dead-lettered
+                raise RegistryUnavailable(
+                    f"schema registry unavailable writing (subject {self._subject}): "
+                    f"{one_line(exc)}"
+                ) from exc
+            raise EncodeError(f"cannot write Confluent Avro: {one_line(exc)}") from exc
 
 
 def _registry_down(exc: Exception) -> bool:

@@ -1,41 +1,64 @@
-"""Interim: the codecs of one stream, built from its config."""
+"""The codecs of one stream, from its ``stream.yml`` entry: the one place that turns the
+configuration into :func:`kedro_stream.serde.build_codec` arguments."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from kedro_stream.config import KafkaConfig, StreamConfig
-from kedro_stream.serde import Codec, build_codec, schema_registry_for
+from kedro_stream.config import NO_REGISTRY, ConfigError, Format, KafkaConfig, StreamConfig
+from kedro_stream.serde import Codec, build_codec
+
+if TYPE_CHECKING:
+    from confluent_kafka.schema_registry import SchemaRegistryClient
 
 
 @dataclass(frozen=True)
 class StreamCodecs:
     input: Codec
-    outputs: dict[str, Codec]
+    outputs: dict[str, Codec]  # by output dataset name, in the order of stream.outputs
+
+
+def stream_codecs(stream: StreamConfig, kafka: KafkaConfig, project_path: Path) -> StreamCodecs:
+    """The input codec and one codec per output; relative schema paths are read from
+    ``project_path``, and all ``avro-confluent`` codecs share one registry client."""
+    registry = schema_registry_for(stream, kafka)
+    decoder = build_codec(
+        stream.input.format,
+        _path(project_path, stream.input.schema_path),
+        topic=stream.input.topics[0],  # names the subject only: the schema id is in the value
+        registry=registry,
+    )
+    encoders = {
+        name: build_codec(
+            spec.format,
+            _path(project_path, spec.schema_path),
+            topic=spec.topic,
+            registry=registry,
+            auto_register=spec.auto_register,
+        )
+        for name, spec in stream.outputs.items()
+    }
+    return StreamCodecs(decoder, encoders)
+
+
+def schema_registry_for(stream: StreamConfig, kafka: KafkaConfig) -> SchemaRegistryClient | None:
+    """The registry client of a stream's ``avro-confluent`` topics, shared so that a schema is
+    fetched once; ``None`` when the stream has none (the library is then not even imported)."""
+    if Format.AVRO_CONFLUENT not in stream.formats():
+        return None
+    if kafka.schema_registry is None:
+        raise ConfigError(NO_REGISTRY)
+    # Imported here: the registry client library costs about 0.2 s to import, and most
+    # streams have no avro-confluent topic.
+    from kedro_stream.serde.confluent import registry_client
+
+    try:
+        return registry_client(kafka.schema_registry.client_properties())
+    except ValueError as exc:
+        raise ConfigError(f"kafka.schema_registry is invalid: {exc}") from None
 
 
 def _path(project_path: Path, path: Path | None) -> Path | None:
     return None if path is None else (path if path.is_absolute() else project_path / path)
-
-
-def stream_codecs(stream: StreamConfig, kafka: KafkaConfig, project_path: Path) -> StreamCodecs:
-    registry = schema_registry_for(stream, kafka)
-    return StreamCodecs(
-        build_codec(
-            stream.input.format,
-            _path(project_path, stream.input.schema_path),
-            topic=stream.input.topics[0],
-            registry=registry,
-        ),
-        {
-            name: build_codec(
-                spec.format,
-                _path(project_path, spec.schema_path),
-                topic=spec.topic,
-                registry=registry,
-                auto_register=spec.auto_register,
-            )
-            for name, spec in stream.outputs.items()
-        },
-    )
