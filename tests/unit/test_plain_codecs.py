@@ -24,3 +24,10 @@ def test_bytes_codec_passes_values_through_and_writes_only_bytes() -> None:
     assert codec.encode(codec.decode(b"\x00\xff")) == b"\x00\xff"
     with pytest.raises(EncodeError, match=r"needs bytes in 'value', got str"):
         codec.encode({"value": "text"})
+
+
+@pytest.mark.parametrize("codec", [StringCodec(), BytesCodec()], ids=["string", "bytes"])
+def test_a_record_without_value_is_an_encode_error(codec: StringCodec | BytesCodec) -> None:
+    """Not a KeyError: the service dead-letters an EncodeError's batch without retrying it."""
+    with pytest.raises(EncodeError, match=r"'value' field, which it lacks; fields: \['n'\]"):
+        codec.encode({"n": 1})

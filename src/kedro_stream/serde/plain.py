@@ -23,7 +23,7 @@ class StringCodec:
             raise DecodeError(f"not UTF-8: {one_line(exc)}") from None
 
     def encode(self, record: Mapping[str, Any]) -> bytes:
-        return str(record["value"]).encode()
+        return str(_value(record, "string")).encode()
 
 
 class BytesCodec:
@@ -35,7 +35,17 @@ class BytesCodec:
         return {"value": value}
 
     def encode(self, record: Mapping[str, Any]) -> bytes:
-        value = record["value"]
+        value = _value(record, "bytes")
         if not isinstance(value, bytes | bytearray):
             raise EncodeError(f"bytes format needs bytes in 'value', got {type(value).__name__}")
         return bytes(value)
+
+
+def _value(record: Mapping[str, Any], fmt: str) -> Any:
+    try:
+        return record["value"]
+    except KeyError:
+        raise EncodeError(
+            f"{fmt} format writes the record's 'value' field, which it lacks; fields: "
+            f"{sorted(record)}"
+        ) from None
