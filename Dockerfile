@@ -21,11 +21,12 @@ ENV METRICS_PORT=9108
 
 WORKDIR /app
 
-# The package (kedro_stream and payment_fraud) first, so that a change of conf/ or schemas/
-# reuses this layer. src/ stays: Kedro checks that the project's source_dir exists.
+# The plugin and what the example needs (the `example` extra) first, so that a change of conf/
+# or schemas/ reuses this layer. The wheel holds kedro_stream only: the example project's code
+# stays in src/, which Kedro puts on sys.path itself ([tool.kedro] source_dir).
 COPY pyproject.toml README.md ./
 COPY src/ src/
-RUN pip install . \
+RUN pip install ".[example]" \
     && rm -rf build src/*.egg-info
 
 # The Kedro project around it: pyproject.toml ([tool.kedro]) above, configuration, schemas.

@@ -7,12 +7,17 @@ STAMP  := $(VENV)/.installed
 # A service must never wait on telemetry; the example project also ships `.telemetry` (consent: false).
 export KEDRO_DISABLE_TELEMETRY := 1
 
+# The wheel holds the plugin only; the example project (payment_fraud) is imported from src/.
+# `kedro ...` adds it itself ([tool.kedro] source_dir), pytest through its `pythonpath`; a plain
+# python running the example's modules (make demo, make bench) gets it here.
+EXAMPLE_PATH := PYTHONPATH=$(CURDIR)/src$${PYTHONPATH:+:$$PYTHONPATH}
+
 .PHONY: install demo test test-tansu lint bench soak mutants clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	$(BIN)/python -m pip install --quiet -e ".[dev,example]"
 	@touch $@
 
 install: $(STAMP)
@@ -21,7 +26,7 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/kedro run
 	$(BIN)/kedro stream compile --namespace scoring
-	$(BIN)/python -m payment_fraud.stream_demo
+	$(EXAMPLE_PATH) $(BIN)/python -m payment_fraud.stream_demo
 
 ## test: lint, then the whole test suite
 test: lint
@@ -37,9 +42,9 @@ lint: $(STAMP)
 
 ## bench: side-by-side benchmarks (installs kedro-boot)
 bench: $(STAMP)
-	$(BIN)/python -m pip install --quiet -e ".[dev,bench]"
-	$(BIN)/python bench/session_overhead.py
-	$(BIN)/python bench/throughput.py --rounds 3
+	$(BIN)/python -m pip install --quiet -e ".[dev,example,bench]"
+	$(EXAMPLE_PATH) $(BIN)/python bench/session_overhead.py
+	$(EXAMPLE_PATH) $(BIN)/python bench/throughput.py --rounds 3
 
 ## soak: 1 000 000 records through `kedro stream consume`; throughput and memory per window
 soak: $(STAMP)

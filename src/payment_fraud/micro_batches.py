@@ -1,7 +1,8 @@
 """Score ``data/01_raw/payments.jsonl`` in micro-batches through kedro-stream's Python API.
 
 What the stream service does per batch, minus Kafka: boot once, then ``session.run`` per batch.
-Run ``kedro run`` first. Usage: ``python -m payment_fraud.micro_batches [--batch-size N]``.
+Run ``kedro run`` first. Usage, from the repository (the example is not installed):
+``PYTHONPATH=src python -m payment_fraud.micro_batches [--batch-size N]``.
 """
 
 from __future__ import annotations

@@ -10,7 +10,9 @@
 
 from __future__ import annotations
 
+import ast
 import fnmatch
+import importlib.metadata
 import json
 import re
 import shlex
@@ -22,6 +24,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
+
+try:
+    import tomllib
+except ImportError:  # Python 3.10: Kedro depends on tomli there
+    import tomli as tomllib
 
 import click
 import pytest
@@ -565,7 +572,9 @@ def test_dockerfile_builds_the_consumer_image(compose: dict[str, Any]) -> None:
         i.value for i in _dockerfile() if i.keyword == "ENV"
     )
     assert _one("USER") not in ("root", "0")
-    assert "pip install ." in " ".join(i.value for i in _dockerfile() if i.keyword == "RUN")
+    assert 'pip install ".[example]"' in " ".join(
+        i.value for i in _dockerfile() if i.keyword == "RUN"
+    ), "the image installs the plugin with the example project's needs"
 
     consumer = _command(compose["services"]["consumer"])
     assert json.loads(_one("CMD")) == consumer, "compose spells out the image's CMD"
@@ -575,6 +584,64 @@ def test_dockerfile_builds_the_consumer_image(compose: dict[str, Any]) -> None:
     assert "/healthz" in healthcheck and "urllib.request" in healthcheck
     assert "curl" not in healthcheck  # not in python:*-slim
     assert f"METRICS_PORT={port}" in [i.value for i in _dockerfile() if i.keyword == "ENV"]
+
+
+def _requirement_name(requirement: str) -> str:
+    name = re.match(r"[A-Za-z0-9._-]+", requirement)
+    assert name, requirement
+    return re.sub(r"[-_.]+", "-", name.group()).lower()
+
+
+def _third_party_imports(package: Path) -> set[str]:
+    """Top-level modules the package's code imports, standard library and itself left out."""
+    modules: set[str] = set()
+    for source in package.rglob("*.py"):
+        for node in ast.walk(ast.parse(source.read_text())):
+            if isinstance(node, ast.Import):
+                modules |= {alias.name.partition(".")[0] for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                modules.add(node.module.partition(".")[0])
+    return modules - set(sys.stdlib_module_names) - {"__future__", package.name}
+
+
+def test_the_image_has_what_the_example_project_needs() -> None:
+    """The wheel is the plugin only; the image is the example project, which runs from src/
+    (Kedro's source_dir) on the plugin's dependencies plus the `example` extra it installs."""
+    pyproject = tomllib.loads((REPO / "pyproject.toml").read_text())
+    source_dir = pyproject["tool"]["kedro"]["source_dir"]
+    package = REPO / source_dir / pyproject["tool"]["kedro"]["package_name"]
+    copies = [
+        [s.rstrip("/") for s in i.value.split() if not s.startswith("--")]
+        for i in _dockerfile()
+        if i.keyword == "COPY"
+    ]
+    assert [source_dir, source_dir] in copies, f"the image must keep {source_dir}/ in /app"
+    for run in (i.value for i in _dockerfile() if i.keyword == "RUN"):
+        assert not re.search(rf"\brm\b[^&;|]*\s{source_dir}/?(\s|$)", run), run
+
+    installed = {_requirement_name(r) for r in pyproject["project"]["dependencies"]}
+    installed |= {
+        _requirement_name(r) for r in pyproject["project"]["optional-dependencies"]["example"]
+    }
+    distributions = importlib.metadata.packages_distributions()
+    missing = {
+        module: distributions.get(module)
+        for module in _third_party_imports(package) - {"kedro_stream"}
+        if not {_requirement_name(d) for d in distributions.get(module, [])} & installed
+    }
+    assert not missing, f"imported by {package.name}, installed by neither: {missing}"
+
+    # Every catalog type has its kedro-datasets extra, named after it (pandas.JSONDataset ->
+    # pandas-jsondataset), which pulls what the dataset needs (pyarrow for Parquet).
+    (datasets,) = [
+        r
+        for r in pyproject["project"]["optional-dependencies"]["example"]
+        if _requirement_name(r) == "kedro-datasets"
+    ]
+    extras = set(re.search(r"\[([^\]]*)\]", datasets).group(1).split(","))
+    catalog = yaml.safe_load((REPO / "conf" / "base" / "catalog.yml").read_text())
+    types = {entry["type"] for entry in catalog.values() if isinstance(entry, dict)}
+    assert types and {t.replace(".", "-").lower() for t in types} <= extras, types
 
 
 def test_dockerignore_keeps_what_the_dockerfile_copies() -> None:

@@ -37,6 +37,22 @@ def _disable_telemetry(session: KedroSession) -> None:
             hook_manager.unregister(plugin=plugin)
 
 
+@dataclass(frozen=True)
+class _BootOptions:
+    """What to boot, as ``boot_project``, ``boot_package`` and ``compile_project`` take it."""
+
+    project_path: Path
+    pipeline: str
+    env: str | None
+    runtime_params: dict[str, Any] | None
+    namespaces: Iterable[str | None] | None
+    specs: Iterable[NamespaceSpec]
+
+
+def _resolve(project_path: str | Path | None) -> Path:
+    return Path(project_path or Path.cwd()).resolve()
+
+
 def boot_project(
     project_path: str | Path | None = None,
     *,
@@ -56,16 +72,9 @@ def boot_project(
             stands for nodes without a namespace). Only these load their artifacts.
         specs: explicit roles for some namespaces; the others are inferred.
     """
-    path = Path(project_path or Path.cwd()).resolve()
+    path = _resolve(project_path)
     bootstrap_project(path)
-    return _boot(
-        path,
-        pipeline_name=pipeline,
-        env=env,
-        runtime_params=runtime_params,
-        namespaces=namespaces,
-        specs=specs,
-    )
+    return _boot(_BootOptions(path, pipeline, env, runtime_params, namespaces, specs))
 
 
 def boot_package(
@@ -80,15 +89,8 @@ def boot_package(
 ) -> StreamSession:
     """Boot an installed (packaged) Kedro project; ``conf/`` is read from ``project_path``."""
     configure_project(package_name)
-    path = Path(project_path or Path.cwd()).resolve()
-    return _boot(
-        path,
-        pipeline_name=pipeline,
-        env=env,
-        runtime_params=runtime_params,
-        namespaces=namespaces,
-        specs=specs,
-    )
+    path = _resolve(project_path)
+    return _boot(_BootOptions(path, pipeline, env, runtime_params, namespaces, specs))
 
 
 @dataclass(frozen=True)
@@ -101,19 +103,15 @@ class _OpenProject:
     specs: dict[str | None, NamespaceSpec]
 
 
-def _open(
-    project_path: Path,
-    *,
-    pipeline_name: str,
-    env: str | None,
-    runtime_params: dict[str, Any] | None,
-    namespaces: Iterable[str | None] | None,
-    specs: Iterable[NamespaceSpec],
-) -> _OpenProject:
+def _open(options: _BootOptions) -> _OpenProject:
     kedro_session = KedroSession.create(
-        project_path=project_path, save_on_close=False, env=env, runtime_params=runtime_params
+        project_path=options.project_path,
+        save_on_close=False,
+        env=options.env,
+        runtime_params=options.runtime_params,
     )
     _disable_telemetry(kedro_session)
+    pipeline_name = options.pipeline
     pipelines.set_requested([pipeline_name])
     context = kedro_session.load_context()
     register_resolver()  # before the catalog config is read, after plugins registered theirs
@@ -128,14 +126,14 @@ def _open(
         raise SpecError(f"kedro-stream needs a DataCatalog, settings give {type(catalog).__name__}")
 
     available = namespaces_of(pipeline)
-    wanted = list(available if namespaces is None else namespaces)
+    wanted = list(available if options.namespaces is None else options.namespaces)
     unknown = [ns for ns in wanted if ns not in available]
     if unknown:
         raise UnknownNamespaceError(
             f"Namespaces {choices(str(ns) for ns in unknown)} are not in pipeline "
             f"{pipeline_name!r}; namespaces: {choices(str(ns) for ns in available)}."
         )
-    by_namespace = {s.namespace: s for s in specs}
+    by_namespace = {s.namespace: s for s in options.specs}
     stray = set(by_namespace) - set(wanted)
     if stray:
         raise SpecError(
@@ -145,23 +143,8 @@ def _open(
     return _OpenProject(kedro_session, context, pipeline, catalog, wanted, by_namespace)
 
 
-def _boot(
-    project_path: Path,
-    *,
-    pipeline_name: str,
-    env: str | None,
-    runtime_params: dict[str, Any] | None,
-    namespaces: Iterable[str | None] | None,
-    specs: Iterable[NamespaceSpec],
-) -> StreamSession:
-    project = _open(
-        project_path,
-        pipeline_name=pipeline_name,
-        env=env,
-        runtime_params=runtime_params,
-        namespaces=namespaces,
-        specs=specs,
-    )
+def _boot(options: _BootOptions) -> StreamSession:
+    project = _open(options)
     pipeline, catalog = project.pipeline, project.catalog
     compiled = {
         ns: compile_namespace(pipeline, catalog, ns, project.specs.get(ns))
@@ -170,16 +153,16 @@ def _boot(
     run_params = {
         "session_id": project.session.session_id,
         "run_id": project.session.session_id,
-        "project_path": project_path.as_posix(),
+        "project_path": options.project_path.as_posix(),
         "env": project.context.env,
-        "runtime_params": runtime_params or {},
-        "pipeline_names": [pipeline_name],
+        "runtime_params": options.runtime_params or {},
+        "pipeline_names": [options.pipeline],
         "namespaces": project.namespaces,
         "runner": "kedro_stream",
     }
     hook_manager = project.session._hook_manager
     hook_manager.hook.before_pipeline_run(run_params=run_params, pipeline=pipeline, catalog=catalog)
-    logger.debug("Booted %s: namespaces %s", project_path, project.namespaces)
+    logger.debug("Booted %s: namespaces %s", options.project_path, project.namespaces)
     return StreamSession(
         compiled,
         pipeline=pipeline,
@@ -199,15 +182,10 @@ def compile_project(
 ) -> list[CompiledNamespace]:
     """Sort every namespace's datasets into roles without loading any data (no hooks fire
     past ``after_catalog_created``): what ``kedro stream compile`` prints."""
-    path = Path(project_path or Path.cwd()).resolve()
+    path = _resolve(project_path)
     bootstrap_project(path)
     project = _open(
-        path,
-        pipeline_name=pipeline,
-        env=env,
-        runtime_params=None,
-        namespaces=namespaces,
-        specs=specs,
+        _BootOptions(path, pipeline, env, runtime_params=None, namespaces=namespaces, specs=specs)
     )
     return [
         compile_namespace(
