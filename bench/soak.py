@@ -36,7 +36,7 @@ TOPICS = ("payments", "payment-scores", "payment-alerts", "payments.dlq")
 from confluent_kafka import Producer  # noqa: E402
 
 import consume_process  # noqa: E402
-from kedro_stream.kafka.embedded import EmbeddedBroker  # noqa: E402
+from kedro_stream.devbroker.process import EmbeddedBroker  # noqa: E402
 
 
 @dataclass

@@ -50,7 +50,7 @@ from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartit
 
 import consume_process
 import quix_way
-from kedro_stream.kafka.embedded import EmbeddedBroker
+from kedro_stream.devbroker.process import EmbeddedBroker
 from session_overhead import PROJECT, prepare, quiet_kedro_logging, variants
 
 SCHEMA = fastavro.parse_schema(json.loads((PROJECT / "schemas/payment.avsc").read_text()))

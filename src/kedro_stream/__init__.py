@@ -13,7 +13,7 @@ if TYPE_CHECKING:
 
 
 def __getattr__(name: str) -> Any:
-    # Lazy: `python -m kedro_stream.kafka.embedded` must not import Kedro (whose default logging
+    # Lazy: `python -m kedro_stream.devbroker` must not import Kedro (whose default logging
     # writes to stdout before the broker's bootstrap line, and costs ~0.6 s of start-up).
     if name in __all__:
         from kedro_stream import session

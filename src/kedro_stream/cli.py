@@ -251,7 +251,7 @@ def broker_(*, brokers: int, topics: tuple[str, ...], partitions: int, control_p
     The first stdout line is ``bootstrap.servers=HOST:PORT[,...]``; stops on Ctrl-C or SIGTERM.
     Not for production: it keeps everything in memory, about 5 MiB per partition.
     """
-    from kedro_stream.kafka.embedded import run_foreground
+    from kedro_stream.devbroker.process import run_foreground
 
     try:
         run_foreground(

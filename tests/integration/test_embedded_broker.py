@@ -22,7 +22,9 @@ from typing import Any
 import pytest
 from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
 
-from kedro_stream.kafka.embedded import ApiKey, EmbeddedBroker, EmbeddedBrokerError, FaultInjector
+from kedro_stream.devbroker.cluster import ApiKey
+from kedro_stream.devbroker.control import EmbeddedBrokerError, FaultInjector
+from kedro_stream.devbroker.process import EmbeddedBroker
 from kedro_stream.testing.brokers import BrokerHandle, create_topic, unique_topic
 
 pytestmark = pytest.mark.integration
@@ -315,7 +317,7 @@ def test_broker_exits_when_its_parent_dies_without_stopping_it() -> None:
     parent = textwrap.dedent(
         """
         import os
-        from kedro_stream.kafka.embedded import EmbeddedBroker
+        from kedro_stream.devbroker.process import EmbeddedBroker
         print(EmbeddedBroker.start().pid, flush=True)
         os._exit(0)  # no stop(), no atexit: as if the test run was killed
         """
@@ -356,11 +358,11 @@ def read_lines_until(process: subprocess.Popen[bytes], prefix: str, timeout_s: f
 
 @pytest.fixture
 def entry_point(tmp_path: Path) -> Iterator[subprocess.Popen[bytes]]:
-    """``python -m kedro_stream.kafka.embedded`` as a user starts it (no --exit-with-parent),
+    """``python -m kedro_stream.devbroker`` as a user starts it (no --exit-with-parent),
     from a directory that is not a Kedro project."""
     env = {k: v for k, v in os.environ.items() if k != "KEDRO_LOGGING_CONFIG"}
     process = subprocess.Popen(
-        [sys.executable, "-m", "kedro_stream.kafka.embedded", "--brokers", "2"],
+        [sys.executable, "-m", "kedro_stream.devbroker", "--brokers", "2"],
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         cwd=tmp_path,
@@ -389,3 +391,26 @@ def test_entry_point_prints_the_bootstrap_line_first(
 ) -> None:
     lines = read_lines_until(entry_point, "control=", timeout_s=20)
     assert lines[0].startswith("bootstrap.servers="), lines
+
+
+def test_entry_point_warns_nothing_and_imports_no_kedro(tmp_path: Path) -> None:
+    """``python -m`` on the package neither finds its ``__main__`` already imported (runpy would
+    warn) nor imports Kedro, whose logging would write to stdout before the bootstrap line."""
+    done = subprocess.run(
+        [sys.executable, "-W", "error", "-X", "importtime", "-m", "kedro_stream.devbroker", "-h"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("usage: python -m kedro_stream.devbroker")
+    imported = [
+        line.rpartition("|")[2].strip()
+        for line in done.stderr.splitlines()
+        if line.startswith("import time:")
+    ]
+    assert "kedro_stream.devbroker.process" in imported  # what -h loads before it exits
+    assert [name for name in imported if name == "kedro" or name.startswith("kedro.")] == []
+    assert "Warning" not in done.stderr

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from confluent_kafka import KafkaError
 
-from kedro_stream.kafka.mock_api import ApiKey
+from kedro_stream.devbroker.cluster import ApiKey
 from kedro_stream.service.loop import StreamStopped
 from tests.kafka_helpers import committed, produce_json, read_topic
 from tests.stream_helpers import configure, payments, run_stream, topics

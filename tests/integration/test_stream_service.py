@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from confluent_kafka import KafkaError
 
-from kedro_stream.kafka.mock_api import ApiKey
+from kedro_stream.devbroker.cluster import ApiKey
 from kedro_stream.service.loop import StreamStopped
 from kedro_stream.testing.brokers import create_topic
 from tests.kafka_helpers import (

@@ -39,8 +39,9 @@ from confluent_kafka import (
     TopicPartition,
 )
 
-from kedro_stream.kafka.embedded import EmbeddedBroker, FaultInjector
-from kedro_stream.kafka.mock_api import ApiKey, MockRequest
+from kedro_stream.devbroker.cluster import ApiKey, MockRequest
+from kedro_stream.devbroker.control import FaultInjector
+from kedro_stream.devbroker.process import EmbeddedBroker
 from kedro_stream.testing.brokers import BrokerHandle
 from tests.kafka_helpers import committed, wait_until
 from tests.reconcile import (

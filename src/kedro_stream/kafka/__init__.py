@@ -1,5 +1,5 @@
-"""Kafka plumbing: the embedded development/test broker and its fault injection.
+"""Production Kafka plumbing: client factories (``clients``), what a ``KafkaException`` says
+(``errors``), and the file producer behind ``kedro stream produce`` (``file_producer``).
 
-Nothing is imported here on purpose: ``python -m kedro_stream.kafka.embedded`` must not find
-its own module already imported by the package (runpy warns, and the child would pay for it).
+The development/test broker is elsewhere: :mod:`kedro_stream.devbroker`.
 """

@@ -19,7 +19,8 @@ from typing import Literal, cast
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from kedro_stream.kafka.embedded import EmbeddedBroker, FaultInjector
+from kedro_stream.devbroker.control import FaultInjector
+from kedro_stream.devbroker.process import EmbeddedBroker
 
 BrokerKind = Literal["external", "testcontainers", "embedded", "tansu"]
 #: Names the implementation behind KAFKA_BOOTSTRAP_SERVERS (e.g. ``tansu``), so tests can mark

@@ -12,7 +12,7 @@ from typing import get_args
 
 import pytest
 
-from kedro_stream.kafka.embedded import FaultInjector
+from kedro_stream.devbroker.control import FaultInjector
 from kedro_stream.testing import brokers
 from kedro_stream.testing.brokers import BrokerHandle, BrokerKind
 
