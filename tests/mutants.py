@@ -108,7 +108,7 @@ MUTANTS = (
         "            if (topic, partition) not in revoked\n",
         "            if (topic, partition) not in set()\n",
         (
-            "tests/unit/test_loop_protocol.py::"
+            "tests/unit/service/test_loop_protocol.py::"
             "test_a_partition_revoked_during_the_run_is_not_committed",
             SERVICE + "test_a_commit_overtaken_by_a_rebalance_is_not_a_failure",
         ),

@@ -13,7 +13,7 @@ from kedro_stream.kafka.file_producer import read_messages
 from kedro_stream.serde import build_codec
 from kedro_stream.serde.avro import load_schema
 
-SCHEMA = Path(__file__).resolve().parents[2] / "schemas" / "payment.avsc"
+SCHEMA = Path(__file__).resolve().parents[3] / "schemas" / "payment.avsc"
 PAYMENTS = [
     {
         "payment_id": f"p-{i}",
