@@ -19,7 +19,7 @@ Failure paths, beside them:
 - anything else: retried with backoff, then given up (stage ``pipeline``).
 
 Giving up follows ``on_failure``: stop with nothing committed, or dead-letter every record of
-the batch and commit it.
+the batch and commit it (a record that failed decoding keeps its own error and stage).
 """
 
 from __future__ import annotations
@@ -50,10 +50,10 @@ from kedro_stream.service.commit import (
     DeliveryFailures,
     ExactlyOnce,
 )
-from kedro_stream.service.decode import Decoded, Decoder
+from kedro_stream.service.decode import Decoded, DecodedBatch, Decoder
 from kedro_stream.service.encode import Encoder
 from kedro_stream.service.keepalive import KeepAlive
-from kedro_stream.service.messages import DeadLetters, Stage
+from kedro_stream.service.messages import DeadLetters, Outgoing, Stage
 from kedro_stream.service.progress import CommitLedger, Progress
 from kedro_stream.service.rebalance import Assignment
 from kedro_stream.service.retry import Backoff
@@ -193,11 +193,10 @@ class StreamService:
         """One batch through the protocol (see the module docstring), retried per ``retry``."""
         attempts, group = self._stream.retry.attempts, self._stream.group_id
         delays = self._backoff.delays()
+        decoded: DecodedBatch | None = None  # None while no attempt got past decoding
         for attempt in range(1, attempts + 1):
             try:
-                decoded = self._decoder.decode(
-                    batch
-                )  # 1. in the loop: a registry outage is retried
+                decoded = self._decoder.decode(batch)  # 1. in the loop: a registry outage retries
                 protocol.begin()
                 datasets = self._run(decoded.good, keepalive)  # 2.
                 outputs = self._encoder.encode(datasets, decoded.good)  # 3.
@@ -215,7 +214,7 @@ class StreamService:
             except EncodeError as error:
                 self.metrics.batch_failures.labels(group).inc()
                 self._abort(protocol)
-                self._give_up(batch, error, Stage.ENCODE, protocol)
+                self._give_up(batch, decoded, error, Stage.ENCODE, protocol)
                 return
             except Exception as error:
                 self.metrics.batch_failures.labels(group).inc()
@@ -223,7 +222,7 @@ class StreamService:
                     raise _fatal(error) from error
                 self._abort(protocol)
                 if attempt == attempts:
-                    self._give_up(batch, error, Stage.PIPELINE, protocol)
+                    self._give_up(batch, decoded, error, Stage.PIPELINE, protocol)
                     return
                 backoff_s = next(delays)
                 logger.warning(
@@ -272,7 +271,12 @@ class StreamService:
                 consumer.seek(tp)
 
     def _give_up(
-        self, batch: Batch, error: Exception, stage: Stage, protocol: CommitProtocol
+        self,
+        batch: Batch,
+        decoded: DecodedBatch | None,
+        error: Exception,
+        stage: Stage,
+        protocol: CommitProtocol,
     ) -> None:
         """``on_failure``: stop with nothing committed, or dead-letter and commit the batch."""
         if self._stream.on_failure is OnFailure.STOP:
@@ -284,13 +288,13 @@ class StreamService:
             raise StreamStopped(
                 f"Batch of {len(batch)} records {tried} {one_line(error)}; nothing committed for it"
             ) from error
+        dead, stages = self._dead_letters_of(batch, decoded, error, stage)
         logger.error(
-            "Dead-lettering a batch of %d records (stage %s): %s",
+            "Dead-lettering a batch of %d records (%s): %s",
             len(batch),
-            stage.value,
+            ", ".join(f"{n} at stage {s.value}" for s, n in stages.items()),
             one_line(error),
         )
-        dead = [self._dead_letters.of(m, error, stage) for m in batch.messages]
         try:
             protocol.begin()
             protocol.publish(dead)
@@ -300,7 +304,25 @@ class StreamService:
                 raise _fatal(exc) from exc
             self._abort(protocol)
             raise StreamStopped(f"Could not dead-letter a failed batch: {one_line(exc)}") from exc
-        self._ledger.committed(batch, [], Counter({stage: len(dead)}))
+        self._ledger.committed(batch, [], stages)
+
+    def _dead_letters_of(
+        self, batch: Batch, decoded: DecodedBatch | None, error: Exception, stage: Stage
+    ) -> tuple[list[Outgoing], Counter[Stage]]:
+        """Every record of a batch given up, in offset order: a record that failed decoding
+        keeps its own error and stage; the others carry the batch's."""
+        if decoded is None:  # decoding itself failed (a registry outage): no record was judged
+            return [self._dead_letters.of(m, error, stage) for m in batch.messages], Counter(
+                {stage: len(batch)}
+            )
+        judged = {id(message) for message, _ in decoded.good}
+        undecodable = iter(decoded.dead)
+        dead = [
+            self._dead_letters.of(m, error, stage) if id(m) in judged else next(undecodable)
+            for m in batch.messages
+        ]
+        counts = {Stage.DECODE: len(decoded.dead), stage: len(decoded.good)}
+        return dead, Counter({s: n for s, n in counts.items() if n})
 
     @staticmethod
     def _abort(protocol: CommitProtocol) -> None:

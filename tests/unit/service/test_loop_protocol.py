@@ -154,3 +154,24 @@ def test_a_fatal_client_error_stops_the_loop_with_nothing_committed() -> None:
     assert session.runs == 1  # not retried
     assert consumer.commits == []
     assert producer.stages() == []  # not dead-lettered either
+
+
+def test_records_that_failed_decoding_keep_their_error_when_their_batch_fails() -> None:
+    """A batch given up after its run failed dead-letters its good records with the run's error;
+    a record that was never a record keeps its decode error, in offset order."""
+    batch = records("in", 0, [{"n": 1}, {"n": 2}, {"n": 3}])
+    batch[1]._value = b"not json"
+    consumer, producer = FakeConsumer([batch]), FakeProducer()
+
+    def node(frame: pd.DataFrame) -> pd.DataFrame:
+        raise KeyError("zz")
+
+    progress = service(
+        FakeSession(node), consumer, producer, config={"on_failure": "dead-letter"}, max_messages=3
+    ).run()
+
+    assert producer.stages() == ["pipeline", "decode", "pipeline"]
+    classes = [h["kedro-stream.error.class"].decode() for h in producer.headers]
+    assert classes == ["KeyError", "DecodeError", "KeyError"]
+    assert [offset for _, _, offset in consumer.commits[0]] == [3]
+    assert progress.dead_lettered == 3
