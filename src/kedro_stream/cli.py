@@ -13,11 +13,20 @@ from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsed
 from rich.progress import Progress as ProgressBar
 from rich.table import Table
 
-from kedro_stream.config import DEFAULT_BOOTSTRAP_SERVERS, Guarantee
-from kedro_stream.errors import KedroStreamError
+from kedro_stream.config import (
+    DEFAULT_BOOTSTRAP_SERVERS,
+    ConfigError,
+    Guarantee,
+    NoStreamFile,
+    read_stream_file,
+)
+from kedro_stream.errors import KedroStreamError, one_line_message
 from kedro_stream.kafka.file_producer import produce_file, read_messages
+from kedro_stream.metrics.http import PATHS
 from kedro_stream.metrics.lag import group_lag
+from kedro_stream.process_setup import prepare_command_process
 from kedro_stream.service.app import consume, load_config
+from kedro_stream.service.preflight import StreamCheck, check_streams
 from kedro_stream.session import Role
 from kedro_stream.session.boot import compile_project
 from kedro_stream.session.compiler import CompiledNamespace
@@ -40,6 +49,7 @@ def commands() -> None:
 @commands.group()
 def stream() -> None:
     """Run pipeline namespaces as Kafka stream processors."""
+    prepare_command_process()
 
 
 def _table(compiled: CompiledNamespace) -> Table:
@@ -67,17 +77,52 @@ def _table(compiled: CompiledNamespace) -> Table:
 def compile_(
     metadata: ProjectMetadata, pipeline: str, namespaces: tuple[str, ...], env: str | None
 ) -> None:
-    """Print how each namespace's datasets are compiled: inputs, outputs, parameters,
-    artifacts, templates."""
+    """Print how each namespace's datasets are compiled, then check every stream of stream.yml
+    as `consume` would at start, without a broker: exit 1 on any problem."""
+    project_path = metadata.project_path
     try:
         compiled = compile_project(
-            metadata.project_path, pipeline=pipeline, env=env, namespaces=namespaces or None
+            project_path, pipeline=pipeline, env=env, namespaces=namespaces or None
         )
     except KedroStreamError as exc:
-        raise click.ClickException(str(exc)) from exc
+        raise click.ClickException(one_line_message(exc)) from exc
     console = Console()
     for namespace in compiled:
         console.print(_table(namespace))
+    try:
+        file = read_stream_file(project_path, env)
+    except NoStreamFile:
+        click.echo("No stream.yml: only the namespaces were compiled (for the Python API).")
+        return
+    except ConfigError as exc:
+        raise click.ClickException(one_line_message(exc)) from exc
+    checks = check_streams(project_path, file, env)
+    problems = 0
+    for check in checks:
+        _print_check(console, check)
+        problems += len(check.problems)
+    if problems:
+        raise click.ClickException(
+            f"{problems} problem{'s' if problems > 1 else ''} found (listed above); "
+            "consume would stop on the first"
+        )
+
+
+def _print_check(console: Console, check: StreamCheck) -> None:
+    stream = check.stream
+    published = ", ".join(f"{name} → {spec.topic}" for name, spec in stream.outputs.items())
+    console.print(
+        f"stream [bold]{check.name}[/]: {', '.join(stream.input.topics)} → namespace "
+        f"{stream.namespace!r} (pipeline {stream.pipeline}) → {published or 'nothing'}; "
+        f"dead letters → {stream.dead_letter_topic}",
+        highlight=False,
+    )
+    for warning in check.warnings:
+        console.print(f"  [yellow]warning[/]: {warning}", highlight=False)
+    for problem in check.problems:
+        console.print(f"  [red]problem[/]: {problem}", highlight=False)
+    if not check.problems:
+        console.print("  [green]ok[/]", highlight=False)
 
 
 _BOOTSTRAP = click.option(
@@ -157,16 +202,22 @@ def consume_(
             max_messages=max_messages,
             idle_timeout_s=idle_timeout_s,
             metrics=metrics,
-            on_ready=lambda port: click.echo(f"metrics=http://127.0.0.1:{port}/metrics"),
+            on_ready=_print_endpoints,
         )
     except (KedroStreamError, KafkaException) as exc:
-        raise click.ClickException(" ".join(str(exc).split())) from exc
+        raise click.ClickException(one_line_message(exc)) from exc
     elapsed = time.monotonic() - progress.started
     click.echo(
         f"committed {progress.records} records in {progress.batches} batches "
         f"({progress.produced} outputs, {progress.dead_lettered} dead-lettered) "
         f"in {elapsed:.1f} s"
     )
+
+
+def _print_endpoints(port: int) -> None:
+    """One ``name=URL`` line per endpoint, on stdout: what scripts and people look for."""
+    for path in PATHS:
+        click.echo(f"{path.lstrip('/')}=http://127.0.0.1:{port}{path}")
 
 
 @stream.command("produce")
@@ -225,8 +276,8 @@ def produce_(
                 rate=rate,
                 on_progress=lambda n: bar.advance(task, n),
             )
-    except (ValueError, OSError, KafkaException) as exc:
-        raise click.ClickException(str(exc)) from exc
+    except (KedroStreamError, ValueError, OSError, KafkaException) as exc:
+        raise click.ClickException(one_line_message(exc)) from exc
     click.echo(f"delivered {report.delivered} of {report.sent} records to {topic}")
     if report.failed:
         raise click.ClickException(f"{report.failed} records failed: {report.first_error}")
@@ -270,7 +321,7 @@ def lag_(*, group: str, topics: tuple[str, ...], bootstrap_servers: str | None) 
     try:
         rows = group_lag(bootstrap_servers or DEFAULT_BOOTSTRAP_SERVERS, group, topics)
     except KafkaException as exc:
-        raise click.ClickException(" ".join(str(exc).split())) from exc
+        raise click.ClickException(one_line_message(exc)) from exc
     if not rows:
         raise click.ClickException(f"group {group!r} has no committed offsets")
     table = Table(title=f"consumer group: {group}", title_justify="left")

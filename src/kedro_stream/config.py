@@ -7,6 +7,7 @@ Secrets (from ``credentials.yml``) are held as ``SecretStr`` and never rendered.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from enum import Enum
 from pathlib import Path
@@ -27,7 +28,7 @@ from pydantic import (
     model_validator,
 )
 
-from kedro_stream.errors import KedroStreamError
+from kedro_stream.errors import KedroStreamError, choices
 
 STREAM_PATTERNS = ["stream*", "stream*/**", "**/stream*"]
 #: Where a client connects when neither stream.yml nor a flag says otherwise.
@@ -56,6 +57,10 @@ NO_REGISTRY = (
 
 class ConfigError(KedroStreamError):
     """``stream.yml`` (with CLI overrides) does not describe a runnable stream."""
+
+
+class NoStreamFile(ConfigError):
+    """The environment has no ``stream.yml``: only the Python API can be used."""
 
 
 class Guarantee(str, Enum):
@@ -189,6 +194,8 @@ class StreamConfig(_Strict):
     group_id: str
     input: InputConfig
     outputs: dict[str, OutputConfig] = Field(default_factory=dict)
+    # Outputs of the namespace deliberately not published; any other unpublished one is warned of.
+    ignore_outputs: list[str] = Field(default_factory=list)
     batch: BatchConfig = Field(default_factory=BatchConfig)
     guarantee: Guarantee = Guarantee.AT_LEAST_ONCE
     transactional_id: str | None = None
@@ -226,6 +233,13 @@ class StreamConfig(_Strict):
                 raise ValueError(
                     f"{name}: format {spec.format.value} needs a schema (path to an .avsc file)"
                 )
+        return self
+
+    @model_validator(mode="after")
+    def _published_or_ignored(self) -> StreamConfig:
+        both = sorted(set(self.ignore_outputs) & set(self.outputs))
+        if both:
+            raise ValueError(f"ignore_outputs: {both} are also published under outputs")
         return self
 
     def formats(self) -> set[Format]:
@@ -284,6 +298,35 @@ def _secrets(credentials: Mapping[str, Any], name: str, key: str) -> dict[str, S
     return {k: SecretStr(str(v)) for k, v in credentials[name].items()}
 
 
+def check_environment(conf_source: Path, env: str | None) -> None:
+    """Kedro reads a missing environment folder as a missing file; name the real problem."""
+    env = env or os.environ.get("KEDRO_ENV")
+    if not env or not conf_source.is_dir() or (conf_source / env).is_dir():
+        return
+    found = [p.name for p in conf_source.iterdir() if p.is_dir()]
+    raise ConfigError(
+        f"Environment {env!r} has no folder {conf_source.name}/{env}: create it (it may stay "
+        f"empty: base still applies) or choose another --env; environments: {choices(found)}"
+    )
+
+
+def read_stream_file(project_path: Path, env: str | None) -> StreamFile:
+    """``stream.yml`` of ``env``, read through the project's own config loader."""
+    # Imported here: importing kedro.framework configures logging, which a module that only
+    # validates configuration must not do to its importer.
+    from kedro.framework.project import settings
+    from kedro.framework.startup import bootstrap_project
+
+    bootstrap_project(project_path)
+    check_environment(project_path / settings.CONF_SOURCE, env)
+    loader = settings.CONFIG_LOADER_CLASS(
+        conf_source=str(project_path / settings.CONF_SOURCE),
+        env=env,
+        **settings.CONFIG_LOADER_ARGS,
+    )
+    return load_stream_file(loader)
+
+
 def load_stream_file(config_loader: AbstractConfigLoader) -> StreamFile:
     """Read ``stream*.yml`` of the run environment through the project's config loader."""
     patterns = getattr(config_loader, "config_patterns", None)
@@ -292,8 +335,9 @@ def load_stream_file(config_loader: AbstractConfigLoader) -> StreamFile:
     try:
         raw = config_loader["stream"]
     except (KeyError, MissingConfigException):
-        raise ConfigError(
-            "No stream.yml found: add conf/base/stream.yml (see the README's Configuration)"
+        raise NoStreamFile(
+            "No stream.yml found: add conf/base/stream.yml (see the README, "
+            '"Add kedro-stream to your project")'
         ) from None
     try:
         credentials = config_loader["credentials"]
@@ -320,10 +364,15 @@ def select_stream(file: StreamFile, *, topic: str | None, namespace: str | None)
         or "none"
     )
     if not candidates:
-        raise ConfigError(
-            f"No stream in stream.yml reads topic {topic!r} with namespace {namespace!r}; "
-            f"streams: {described}."
+        wanted = " and ".join(
+            part
+            for part in (
+                f"reads topic {topic!r}" if topic is not None else "",
+                f"runs namespace {namespace!r}" if namespace is not None else "",
+            )
+            if part
         )
+        raise ConfigError(f"No stream in stream.yml {wanted}; streams: {described}.")
     raise ConfigError(
         f"Several streams read topic {topic!r}; name the namespace with --namespace. "
         f"Streams: {described}."

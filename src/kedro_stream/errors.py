@@ -36,6 +36,10 @@ class SpecError(SessionUsageError):
     """An explicit compilation spec contradicts the pipeline."""
 
 
+class ProjectError(KedroStreamError):
+    """The project cannot start as asked: a pipeline does not import, an artifact is missing."""
+
+
 def first_line(error: BaseException) -> str:
     """The first line of an error's message: chained library errors often run to pages, and a
     log line, a dead-letter header or a CLI error must stay one line."""
@@ -46,6 +50,12 @@ def first_line(error: BaseException) -> str:
 def one_line(error: BaseException, *, limit: int = 500) -> str:
     """``Class: first line``, at most ``limit`` characters."""
     return f"{type(error).__name__}: {first_line(error)}"[:limit]
+
+
+def one_line_message(error: BaseException) -> str:
+    """The whole message on one line, for a CLI ``Error:`` line (no class name: our messages
+    say what is wrong and what to do)."""
+    return " ".join(str(error).split())
 
 
 def choices(names: Iterable[str]) -> str:

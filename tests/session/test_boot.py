@@ -63,6 +63,11 @@ def test_full_names_are_accepted(mini_project: Path) -> None:
     with boot_project(mini_project, namespaces=["ns"]) as session:
         out = session.run("ns", inputs={"ns.batch": batch(1.0)}, parameters={"params:ns.factor": 1})
     assert out["checked"]["prediction"].tolist() == [7.0]
+    assert out["ns.checked"] is out["checked"]  # as keys of the result too
+    assert "ns.checked" in out and out.get("ns.summary") == out["summary"]
+    assert set(out) == {"summary", "checked", "enriched"}  # iteration gives short names
+    with pytest.raises(KeyError, match=r"'ns.nope' is not an output of namespace 'ns'"):
+        out["ns.nope"]
 
 
 def test_artifacts_load_once_for_many_runs(mini_project: Path) -> None:

@@ -10,7 +10,7 @@ import socket
 from collections.abc import Callable
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaError, Message, Producer
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer
 
 from kedro_stream.config import Guarantee, KafkaConfig, StreamConfig
 
@@ -26,6 +26,11 @@ _PRODUCER_DEFAULTS = {"linger.ms": 5, "delivery.report.only.error": True}
 _PRODUCER_FIXED = {"enable.idempotence": True, "acks": "all"}
 
 DeliveryCallback = Callable[[KafkaError | None, Message], None]
+# librdkafka's mock cluster (the development broker) names itself so. It accepts transactions
+# but stores no offset sent in one: under exactly-once, nothing would ever count as committed.
+_MOCK_CLUSTER_ID_PREFIX = "mockCluster"
+#: How long the start-up check of the broker's kind waits for metadata.
+METADATA_TIMEOUT_S = 5.0
 
 
 def consumer_config(kafka: KafkaConfig, stream: StreamConfig) -> dict[str, Any]:
@@ -68,3 +73,13 @@ def make_producer(
     if on_delivery is not None:
         config["on_delivery"] = on_delivery
     return Producer(config)
+
+
+def is_development_broker(consumer: Consumer) -> bool:
+    """Whether the cluster is librdkafka's mock cluster (False when it cannot be told in
+    ``METADATA_TIMEOUT_S``: the consumer will report an unreachable broker itself)."""
+    try:
+        cluster_id = consumer.list_topics(timeout=METADATA_TIMEOUT_S).cluster_id
+    except KafkaException:
+        return False
+    return bool(cluster_id) and cluster_id.startswith(_MOCK_CLUSTER_ID_PREFIX)

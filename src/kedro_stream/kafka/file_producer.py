@@ -17,10 +17,16 @@ from typing import Any
 import fastavro
 from confluent_kafka import KafkaError, Message, Producer
 
+from kedro_stream.errors import KedroStreamError
+from kedro_stream.serde import EncodeError
 from kedro_stream.serde.avro import AvroCodec, load_schema
 from kedro_stream.serde.json import JsonCodec
 
 AVRO_MAGIC = b"Obj\x01"  # Avro object container files start with these bytes
+
+
+class BadRecord(KedroStreamError):
+    """A record of the file cannot be encoded for the topic."""
 
 
 @dataclass
@@ -56,14 +62,14 @@ def read_messages(
                 else fastavro.parse_schema(reader.writer_schema)
             )
             codec = AvroCodec(schema) if fmt == "avro" else JsonCodec(None)
-            for record in reader:
-                yield _key_of(record, key_field), codec.encode(record)
+            for number, record in enumerate(reader, start=1):
+                yield _key_of(record, key_field), _encoded(codec, record, f"record {number}", path)
         return
     avro = AvroCodec(load_schema(schema_path)) if fmt == "avro" and schema_path else None
     if fmt == "avro" and avro is None:
         raise ValueError("--format avro from a JSON Lines file needs --schema")
     with path.open("rb") as handle:
-        for raw in handle:
+        for number, raw in enumerate(handle, start=1):
             line = raw.rstrip(b"\r\n")
             if not line:
                 continue
@@ -72,9 +78,19 @@ def read_messages(
             except ValueError:
                 record = None  # sent as is: the consumer dead-letters it
             if avro is not None and isinstance(record, dict):
-                yield _key_of(record, key_field), avro.encode(record)
+                yield _key_of(record, key_field), _encoded(avro, record, f"line {number}", path)
             else:
                 yield _key_of(record, key_field), line
+
+
+def _encoded(codec: AvroCodec | JsonCodec, record: Any, where: str, path: Path) -> bytes:
+    try:
+        return codec.encode(record)
+    except EncodeError as exc:
+        raise BadRecord(
+            f"{where} of {path.name} does not match the schema ({exc}); the records before it "
+            "were sent, none from it on"
+        ) from None
 
 
 def produce_file(
@@ -98,23 +114,25 @@ def produce_file(
             report.first_error = report.first_error or str(error)
 
     started = time.monotonic()
-    for key, value in messages:
-        if count is not None and report.sent >= count:
-            break
-        if rate:
-            ahead = started + report.sent / rate - time.monotonic()
-            if ahead > 0:
-                producer.poll(ahead)
-        while True:
-            try:
-                producer.produce(topic, value=value, key=key, on_delivery=delivered)
+    try:
+        for key, value in messages:
+            if count is not None and report.sent >= count:
                 break
-            except BufferError:
-                producer.poll(0.05)
-        report.sent += 1
-        producer.poll(0)
-        on_progress(1)
-    remaining = producer.flush(flush_timeout_s)
+            if rate:
+                ahead = started + report.sent / rate - time.monotonic()
+                if ahead > 0:
+                    producer.poll(ahead)
+            while True:
+                try:
+                    producer.produce(topic, value=value, key=key, on_delivery=delivered)
+                    break
+                except BufferError:
+                    producer.poll(0.05)
+            report.sent += 1
+            producer.poll(0)
+            on_progress(1)
+    finally:  # a bad record stops the file: what was sent before it is still delivered
+        remaining = producer.flush(flush_timeout_s)
     if remaining:
         report.failed += remaining
         report.first_error = report.first_error or f"{remaining} not acknowledged in time"

@@ -14,6 +14,9 @@ from typing import Any
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 Probe = Callable[[], tuple[bool, str]]
+PATHS = ("/metrics", "/healthz", "/readyz")
+# The root names the paths: someone who opens the server in a browser finds the probes.
+_INDEX = "".join(f"{path}\n" for path in PATHS).encode()
 
 
 class MetricsServer:
@@ -27,6 +30,7 @@ class MetricsServer:
         host: str = "0.0.0.0",  # scraped from outside the container
     ) -> None:
         routes: dict[str, Callable[[], tuple[int, str, bytes]]] = {
+            "/": lambda: (200, "text/plain; charset=utf-8", _INDEX),
             "/metrics": lambda: (200, CONTENT_TYPE_LATEST, generate_latest(registry)),
             "/healthz": lambda: _probe(healthy),
             "/readyz": lambda: _probe(ready),

@@ -12,20 +12,18 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from kedro.framework.project import settings
-from kedro.framework.startup import bootstrap_project
-
 from kedro_stream.config import (
     KafkaConfig,
     MetricsConfig,
     StreamConfig,
     apply_overrides,
-    load_stream_file,
+    read_stream_file,
     select_stream,
 )
 from kedro_stream.kafka.clients import consumer_config, make_consumer, make_producer
 from kedro_stream.metrics.http import MetricsServer
 from kedro_stream.metrics.lag import LagRefresher
+from kedro_stream.service.codecs import check_schemas
 from kedro_stream.service.loop import Progress, StreamService
 from kedro_stream.session import boot_project
 
@@ -44,13 +42,7 @@ def load_config(
     bootstrap_servers: str | None,
 ) -> tuple[KafkaConfig, StreamConfig, MetricsConfig]:
     """The stream reading ``topic`` from the environment's ``stream.yml``, CLI flags applied."""
-    bootstrap_project(project_path)
-    loader = settings.CONFIG_LOADER_CLASS(
-        conf_source=str(project_path / settings.CONF_SOURCE),
-        env=env,
-        **settings.CONFIG_LOADER_ARGS,
-    )
-    file = load_stream_file(loader)
+    file = read_stream_file(project_path, env)
     stream = apply_overrides(select_stream(file, topic=topic, namespace=namespace), overrides)
     kafka = file.kafka
     if bootstrap_servers:
@@ -90,6 +82,7 @@ def consume(
     With ``metrics.port`` set, ``/metrics``, ``/healthz`` and ``/readyz`` are served there (port
     0 picks a free one, passed to ``on_ready``) and consumer lag is refreshed in the background.
     """
+    check_schemas(stream, project_path)  # before boot: a path typo fails in a second
     session = boot_project(
         project_path, pipeline=stream.pipeline, env=env, namespaces=[stream.namespace]
     )

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from kedro_stream.config import NO_REGISTRY, ConfigError, Format, KafkaConfig, StreamConfig
 from kedro_stream.serde import Codec, build_codec
+from kedro_stream.serde.avro import load_schema
 
 if TYPE_CHECKING:
     from confluent_kafka.schema_registry import SchemaRegistryClient
@@ -41,6 +42,26 @@ def stream_codecs(stream: StreamConfig, kafka: KafkaConfig, project_path: Path) 
         for name, spec in stream.outputs.items()
     }
     return StreamCodecs(decoder, encoders)
+
+
+def check_schemas(stream: StreamConfig, project_path: Path) -> None:
+    """Every local schema of the stream exists and parses: checked before boot, so a typo in a
+    path fails in a second, naming the key, rather than after the project has loaded."""
+    specs = [("input", stream.input.schema_path)]
+    specs += [(f"outputs.{name}", spec.schema_path) for name, spec in stream.outputs.items()]
+    for where, given in specs:
+        path = _path(project_path, given)
+        if path is None:
+            continue
+        if not path.is_file():
+            raise ConfigError(
+                f"{where}.schema: {path} does not exist (a relative path starts at the project "
+                "directory)"
+            )
+        try:
+            load_schema(path)
+        except ValueError as exc:
+            raise ConfigError(f"{where}.schema: {exc}") from None
 
 
 def schema_registry_for(stream: StreamConfig, kafka: KafkaConfig) -> SchemaRegistryClient | None:

@@ -36,7 +36,7 @@ from confluent_kafka import Consumer, KafkaException, Producer
 
 from kedro_stream.config import Guarantee, KafkaConfig, OnFailure, StreamConfig
 from kedro_stream.errors import KedroStreamError, one_line
-from kedro_stream.kafka.clients import DeliveryCallback
+from kedro_stream.kafka.clients import DeliveryCallback, is_development_broker
 from kedro_stream.kafka.errors import is_fatal
 from kedro_stream.metrics import StreamMetrics
 from kedro_stream.serde import EncodeError
@@ -57,7 +57,12 @@ from kedro_stream.service.messages import DeadLetters, Outgoing, Stage
 from kedro_stream.service.progress import CommitLedger, Progress
 from kedro_stream.service.rebalance import Assignment
 from kedro_stream.service.retry import Backoff
-from kedro_stream.service.wiring import input_dataset, published_outputs
+from kedro_stream.service.wiring import (
+    input_dataset,
+    published_outputs,
+    unpublished_outputs,
+    unpublished_warning,
+)
 from kedro_stream.session import StreamSession
 
 logger = logging.getLogger(__name__)
@@ -111,6 +116,9 @@ class StreamService:
             published_outputs(compiled.outputs, stream, codecs.outputs),
             with_metadata=with_metadata,
         )
+        unpublished = unpublished_outputs(compiled.outputs, stream)
+        if unpublished:
+            logger.warning(unpublished_warning(unpublished, stream))
 
     @property
     def progress(self) -> Progress:
@@ -150,6 +158,12 @@ class StreamService:
     def _commit_protocol(self, consumer: Consumer) -> CommitProtocol:
         timeout_s = self._stream.commit_timeout_s
         if self._stream.guarantee is Guarantee.EXACTLY_ONCE:
+            if is_development_broker(consumer):
+                logger.warning(
+                    "Exactly-once on the development broker: it stores no offset committed in "
+                    "a transaction, so every start reads the topics again from the beginning. "
+                    "Use at-least-once with it, or a Kafka cluster"
+                )
             # No delivery callback: commit_transaction fails on any failed output.
             return ExactlyOnce(consumer, self._producer_factory(None), timeout_s=timeout_s)
         deliveries = DeliveryFailures()

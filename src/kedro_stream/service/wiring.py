@@ -22,10 +22,29 @@ def input_dataset(inputs: Mapping[str, str], stream: StreamConfig) -> str:
     )
 
 
-def published_outputs(
-    outputs: Mapping[str, str], stream: StreamConfig, codecs: Mapping[str, Codec]
-) -> list[PublishedOutput]:
-    """stream.yml's outputs, each of which the namespace must produce."""
+def unpublished_outputs(outputs: Mapping[str, str], stream: StreamConfig) -> list[str]:
+    """Outputs the namespace computes that stream.yml neither publishes nor ignores: each run
+    computes them and throws them away, which a user who forgot one would never notice."""
+    produced = set(outputs.values())
+    unknown = set(stream.ignore_outputs) - produced
+    if unknown:
+        raise KedroStreamError(
+            f"stream.yml ignores {sorted(unknown)}, which namespace {stream.namespace!r} does "
+            f"not output; outputs: {sorted(produced)}"
+        )
+    return sorted(produced - set(stream.outputs) - set(stream.ignore_outputs))
+
+
+def unpublished_warning(unpublished: list[str], stream: StreamConfig) -> str:
+    return (
+        f"Namespace {stream.namespace!r} outputs {unpublished}, which stream.yml does not "
+        "publish: they are computed and dropped on every batch. Publish them under outputs:, "
+        "or list them under ignore_outputs: to say it is on purpose"
+    )
+
+
+def check_published(outputs: Mapping[str, str], stream: StreamConfig) -> None:
+    """Every output stream.yml publishes is one the namespace computes."""
     produced = set(outputs.values())
     unknown = set(stream.outputs) - produced
     if unknown:
@@ -33,6 +52,13 @@ def published_outputs(
             f"stream.yml publishes {sorted(unknown)}, which namespace {stream.namespace!r} "
             f"does not output; outputs: {sorted(produced)}"
         )
+
+
+def published_outputs(
+    outputs: Mapping[str, str], stream: StreamConfig, codecs: Mapping[str, Codec]
+) -> list[PublishedOutput]:
+    """stream.yml's outputs, each of which the namespace must produce."""
+    check_published(outputs, stream)
     return [
         PublishedOutput(name, spec.topic, codecs[name], spec.key)
         for name, spec in stream.outputs.items()

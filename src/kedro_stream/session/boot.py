@@ -18,23 +18,26 @@ from kedro.framework.startup import bootstrap_project
 from kedro.io import DataCatalog
 from kedro.pipeline import Pipeline
 
-from kedro_stream.errors import SpecError, UnknownNamespaceError, choices
-from kedro_stream.session.compiler import CompiledNamespace, compile_namespace, namespaces_of
+from kedro_stream.errors import (
+    KedroStreamError,
+    ProjectError,
+    SpecError,
+    UnknownNamespaceError,
+    choices,
+    one_line,
+)
+from kedro_stream.session.compiler import (
+    ArtifactMissing,
+    CompiledNamespace,
+    compile_namespace,
+    namespaces_of,
+)
 from kedro_stream.session.session import StreamSession
 from kedro_stream.session.specs import NamespaceSpec
 from kedro_stream.session.templates import register_resolver
+from kedro_stream.telemetry import unregister_telemetry
 
 logger = logging.getLogger(__name__)
-
-# kedro-telemetry's catalog hook can block on an HTTP call for 10 s; a service never waits on it.
-_TELEMETRY_PLUGIN = "kedro-telemetry"
-
-
-def _disable_telemetry(session: KedroSession) -> None:
-    hook_manager = session._hook_manager
-    for plugin, dist in hook_manager.list_plugin_distinfo():
-        if dist.project_name == _TELEMETRY_PLUGIN:
-            hook_manager.unregister(plugin=plugin)
 
 
 @dataclass(frozen=True)
@@ -110,17 +113,15 @@ def _open(options: _BootOptions) -> _OpenProject:
         env=options.env,
         runtime_params=options.runtime_params,
     )
-    _disable_telemetry(kedro_session)
+    unregister_telemetry(kedro_session._hook_manager)
     pipeline_name = options.pipeline
     pipelines.set_requested([pipeline_name])
     context = kedro_session.load_context()
     register_resolver()  # before the catalog config is read, after plugins registered theirs
     try:
         pipeline = pipelines[pipeline_name]
-    except KeyError:
-        raise UnknownNamespaceError(
-            f"Pipeline {pipeline_name!r} is not registered; pipelines: {choices(pipelines.keys())}."
-        ) from None
+    except (KeyError, ImportError) as exc:
+        raise _pipeline_error(pipeline_name, exc) from None
     catalog = context.catalog  # one access: each builds a catalog and fires its hook
     if not isinstance(catalog, DataCatalog):
         raise SpecError(f"kedro-stream needs a DataCatalog, settings give {type(catalog).__name__}")
@@ -143,13 +144,52 @@ def _open(options: _BootOptions) -> _OpenProject:
     return _OpenProject(kedro_session, context, pipeline, catalog, wanted, by_namespace)
 
 
+def _pipeline_error(name: str, error: Exception) -> KedroStreamError:
+    """Kedro's ``find_pipelines`` answers a misspelt name with an ImportError and no names: say
+    which pipelines exist, or, when the module exists but fails to import, why."""
+    if isinstance(error, ImportError) and error.__cause__ is not None:
+        return ProjectError(
+            f"Pipeline {name!r} failed to import: {one_line(error.__cause__)}. Fix it, then "
+            f"check with: kedro stream compile --pipeline {name}"
+        )
+    return UnknownNamespaceError(
+        f"Pipeline {name!r} is not registered; pipelines: {_registered_pipelines()}."
+    )
+
+
+def _registered_pipelines() -> str:
+    pipelines.set_requested(None)
+    try:
+        return choices(pipelines.keys())
+    except Exception as exc:  # another pipeline is broken: say so rather than hide the first error
+        return f"(cannot list them: {one_line(exc)})"
+
+
+def _writers_of(dataset: str) -> list[str]:
+    """Registered pipelines (other than ``__default__``) whose nodes write ``dataset``."""
+    pipelines.set_requested(None)
+    try:
+        found = pipelines.items()
+    except Exception:  # a broken pipeline elsewhere: the hint is only a hint
+        return []
+    return sorted(n for n, p in found if n != "__default__" and dataset in p.all_outputs())
+
+
 def _boot(options: _BootOptions) -> StreamSession:
     project = _open(options)
     pipeline, catalog = project.pipeline, project.catalog
-    compiled = {
-        ns: compile_namespace(pipeline, catalog, ns, project.specs.get(ns))
-        for ns in project.namespaces
-    }
+    try:
+        compiled = {
+            ns: compile_namespace(pipeline, catalog, ns, project.specs.get(ns))
+            for ns in project.namespaces
+        }
+    except ArtifactMissing as exc:
+        writers = _writers_of(exc.dataset)
+        hint = f"kedro run --pipeline {writers[0]}" if len(writers) == 1 else "kedro run"
+        raise ProjectError(
+            f"{exc} It is loaded once at start, so it must exist before the stream starts: "
+            f"create it with `{hint}` (or the job that writes it)."
+        ) from None
     run_params = {
         "session_id": project.session.session_id,
         "run_id": project.session.session_id,

@@ -23,11 +23,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from kedro.io import DataCatalog
+from kedro.io import DataCatalog, DatasetError
 from kedro.pipeline import Pipeline
 from kedro.pipeline.node import Node
 
-from kedro_stream.errors import SpecError, choices
+from kedro_stream.errors import ProjectError, SpecError, choices
 from kedro_stream.session.calls import NodeCall, bind
 from kedro_stream.session.specs import NamespaceSpec, Role, full_name, short_name, short_param_name
 from kedro_stream.session.templates import Template
@@ -46,6 +46,26 @@ class DatasetEntry:
     role: Role
     dataset_type: str
     reason: str
+    missing: bool = False  # an artifact whose data is not there yet (checked without loading)
+
+
+class ArtifactMissing(ProjectError):
+    """An artifact could not be loaded at boot."""
+
+    def __init__(self, dataset: str, namespace: str | None, cause: Exception) -> None:
+        super().__init__(
+            f"Artifact {dataset!r} of namespace {namespace!r} cannot be loaded: "
+            f"{_root_cause(cause)}."
+        )
+        self.dataset = dataset
+
+
+def _root_cause(error: BaseException) -> str:
+    """Kedro's DatasetError repeats the dataset's repr; its cause says what is wrong."""
+    while error.__cause__ is not None:
+        error = error.__cause__
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    return " ".join(lines[-1:]) or type(error).__name__
 
 
 @dataclass(frozen=True)
@@ -118,6 +138,15 @@ def _config(catalog: DataCatalog, name: str) -> dict[str, Any]:
     if name not in catalog:
         return {}
     return dict(catalog.config_resolver.resolve_pattern(name) or {})
+
+
+def _exists(catalog: DataCatalog, name: str) -> bool:
+    """Whether an artifact's data is there, without loading it (a dataset that cannot tell
+    counts as there: the load at start will say)."""
+    try:
+        return name not in catalog or catalog.exists(name)
+    except Exception:  # exists() of some datasets raises where load would; report, never fail
+        return True
 
 
 def _explicit(
@@ -208,9 +237,13 @@ def _sort_free_inputs(
             role = Role.TEMPLATE
             out.template_inputs.append(template)
         elif load_artifacts:
-            out.static[name] = catalog.load(name)
+            try:
+                out.static[name] = catalog.load(name)
+            except DatasetError as exc:
+                raise ArtifactMissing(name, namespace, exc) from exc
+        missing = role is Role.ARTIFACT and not load_artifacts and not _exists(catalog, name)
         shown_type = (dataset_type or "MemoryDataset (injected)").rsplit(".", 1)[-1]
-        out.report.append(DatasetEntry(name, role, shown_type, reason))
+        out.report.append(DatasetEntry(name, role, shown_type, reason, missing))
 
 
 def _sort_produced(

@@ -16,9 +16,36 @@ from kedro.io import CatalogProtocol
 from kedro.pipeline.node import Node
 from pluggy import PluginManager
 
+from kedro_stream.errors import choices
 from kedro_stream.session.compiler import CompiledNamespace
+from kedro_stream.session.specs import short_name
 
 logger = logging.getLogger(__name__)
+
+
+class RunOutputs(dict[str, Any]):
+    """A run's outputs by short name (``scores``); the full name (``scoring.scores``) finds the
+    same value, so code written against a whole pipeline's names keeps working."""
+
+    def __init__(self, namespace: str | None, outputs: dict[str, Any]) -> None:
+        super().__init__(outputs)
+        self.namespace = namespace
+
+    def __missing__(self, key: str) -> Any:
+        short = short_name(key, self.namespace)
+        if short != key and dict.__contains__(self, short):
+            return self[short]
+        raise KeyError(
+            f"{key!r} is not an output of namespace {self.namespace!r}; outputs: {choices(self)}"
+        )
+
+    def __contains__(self, key: object) -> bool:
+        if dict.__contains__(self, key):
+            return True
+        return isinstance(key, str) and dict.__contains__(self, short_name(key, self.namespace))
+
+    def get(self, key: str, default: Any = None) -> Any:  # type: ignore[override]
+        return self[key] if key in self else default
 
 
 class HookDispatcher:
@@ -79,7 +106,7 @@ def execute(
     catalog: CatalogProtocol,
     run_id: str,
     itertime_params: Mapping[str, Any],
-) -> dict[str, Any]:
+) -> RunOutputs:
     """Run the nodes on ``values`` (updated in place) and return the outputs by short name."""
     for template in compiled.template_inputs:
         values[template.dataset_name] = template.render(itertime_params).load()
@@ -122,4 +149,6 @@ def execute(
             values[name] = data
             if after_save is not None:
                 after_save(dataset_name=name, data=data, node=node)
-    return {short: values[full] for full, short in compiled.outputs.items()}
+    return RunOutputs(
+        compiled.namespace, {short: values[full] for full, short in compiled.outputs.items()}
+    )

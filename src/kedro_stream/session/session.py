@@ -18,7 +18,7 @@ from kedro_stream.errors import (
     choices,
 )
 from kedro_stream.session.compiler import CompiledNamespace, DatasetEntry
-from kedro_stream.session.executor import HookDispatcher, execute
+from kedro_stream.session.executor import HookDispatcher, RunOutputs, execute
 from kedro_stream.session.specs import short_name
 from kedro_stream.session.templates import RUN_ID, check_itertime_params
 
@@ -78,11 +78,12 @@ class StreamSession:
         parameters: Mapping[str, Any] | None = None,
         itertime_params: Mapping[str, Any] | None = None,
         run_id: str | None = None,
-    ) -> dict[str, Any]:
+    ) -> RunOutputs:
         """Run ``namespace`` once on injected ``inputs``; return its outputs by short name.
 
         Names are relative to the namespace (``payments`` for ``scoring.payments``); full names
-        work too. Values are passed by reference: nodes must not mutate their inputs.
+        work too, in ``inputs`` and as keys of the result. Values are passed by reference: nodes
+        must not mutate their inputs.
         """
         compiled = self.compiled(namespace)
         values = dict(compiled.static)

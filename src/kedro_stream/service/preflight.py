@@ -1,0 +1,92 @@
+"""``kedro stream compile``'s pre-flight: every stream of ``stream.yml`` checked without a broker.
+
+It runs the checks ``consume`` runs at start, the same functions, so the two cannot disagree:
+the file parses, the environment exists, each stream's pipeline and namespace exist, its input
+is an input of the namespace, its outputs are outputs, its schemas exist and parse, and its
+artifacts are on disk (checked, not loaded). Unpublished outputs are warnings.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from kedro_stream.config import StreamConfig, StreamFile
+from kedro_stream.errors import KedroStreamError
+from kedro_stream.service.codecs import check_schemas
+from kedro_stream.service.wiring import (
+    check_published,
+    input_dataset,
+    unpublished_outputs,
+    unpublished_warning,
+)
+from kedro_stream.session import Role
+from kedro_stream.session.boot import compile_project
+from kedro_stream.session.compiler import CompiledNamespace
+
+
+@dataclass
+class StreamCheck:
+    """The verdict on one stream of stream.yml."""
+
+    name: str
+    stream: StreamConfig
+    problems: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+def check_streams(project_path: Path, file: StreamFile, env: str | None) -> list[StreamCheck]:
+    """Each stream's verdict; a project that cannot compile a stream's pipeline is a problem of
+    that stream, and the others are still checked."""
+    checks = [StreamCheck(name, stream) for name, stream in file.streams.items()]
+    by_pipeline: dict[str, list[StreamCheck]] = {}
+    for check in checks:
+        try:
+            check_schemas(check.stream, project_path)
+        except KedroStreamError as exc:
+            check.problems.append(str(exc))
+        by_pipeline.setdefault(check.stream.pipeline, []).append(check)
+    for pipeline, group in by_pipeline.items():
+        _check_against_project(project_path, env, pipeline, group)
+    return checks
+
+
+def _check_against_project(
+    project_path: Path, env: str | None, pipeline: str, checks: Sequence[StreamCheck]
+) -> None:
+    namespaces = sorted({c.stream.namespace for c in checks}, key=lambda ns: ns or "")
+    try:
+        compiled = compile_project(project_path, pipeline=pipeline, env=env, namespaces=namespaces)
+    except KedroStreamError as exc:
+        for check in checks:
+            check.problems.append(str(exc))
+        return
+    by_namespace = {c.namespace: c for c in compiled}
+    for check in checks:
+        _check_wiring(check, by_namespace[check.stream.namespace])
+
+
+def _check_wiring(check: StreamCheck, compiled: CompiledNamespace) -> None:
+    stream = check.stream
+    for step in (
+        lambda: input_dataset(compiled.inputs, stream),
+        lambda: check_published(compiled.outputs, stream),
+    ):
+        try:
+            step()
+        except KedroStreamError as exc:
+            check.problems.append(str(exc))
+    try:
+        unpublished = unpublished_outputs(compiled.outputs, stream)
+    except KedroStreamError as exc:
+        check.problems.append(str(exc))
+    else:
+        if unpublished:
+            check.warnings.append(unpublished_warning(unpublished, stream))
+    for entry in compiled.report:
+        if entry.role is Role.ARTIFACT and entry.missing:
+            check.problems.append(
+                f"artifact {entry.name!r} is not there yet: it is loaded once at start, so "
+                "create it first (for example with the `kedro run --pipeline` that writes it)"
+            )
