@@ -10,6 +10,7 @@ TELEMETRY_PLUGIN = "kedro-telemetry"
 
 
 def unregister_telemetry(manager: PluginManager) -> None:
+    """Idempotent: pluggy keeps listing a plugin's distribution after it is unregistered."""
     for plugin, dist in manager.list_plugin_distinfo():
-        if dist.project_name == TELEMETRY_PLUGIN:
+        if dist.project_name == TELEMETRY_PLUGIN and manager.is_registered(plugin):
             manager.unregister(plugin=plugin)

@@ -145,6 +145,10 @@ def test_lag_is_the_backlog_before_and_zero_after(kafka_broker, mini_project: Pa
         assert committed(bootstrap, group, source) == {}
         assert status(f"{base}/healthz") == 200
         wait_until(lambda: status(f"{base}/readyz") == 200, 30, "readiness")
+        printed = service.output.read_text().splitlines()  # each probe's URL, as a line of its own
+        assert {f"healthz={base}/healthz", f"readyz={base}/readyz"} <= set(printed)
+        with urllib.request.urlopen(f"{base}/") as index:  # the root names the paths
+            assert index.read().decode().split() == ["/metrics", "/healthz", "/readyz"]
         service.release()
         # Consumed and committed: lag falls to zero.
         wait_until(lambda: lag(url, group, source) == 0, 60, "lag 0")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from kedro_stream.config import (
@@ -9,6 +11,7 @@ from kedro_stream.config import (
     Guarantee,
     OnFailure,
     apply_overrides,
+    check_environment,
     parse_stream_file,
     select_stream,
 )
@@ -100,3 +103,30 @@ def test_overrides_win_and_are_validated() -> None:
     assert changed.group_id == "g"
     with pytest.raises(ConfigError, match=r"batch.max_size"):
         apply_overrides(stream, {"batch.max_size": -1})
+
+
+def test_an_unmatched_topic_names_the_streams_without_a_none_namespace() -> None:
+    parsed = parse({"streams": {"s": STREAM}})
+    with pytest.raises(ConfigError) as error:
+        select_stream(parsed, topic="refunds", namespace=None)
+    assert "reads topic 'refunds'; streams: s (topics ['payments']" in str(error.value)
+    assert "namespace None" not in str(error.value)
+    with pytest.raises(ConfigError, match=r"reads topic 'payments' and runs namespace 'audit';"):
+        select_stream(parsed, topic="payments", namespace="audit")
+
+
+def test_an_output_cannot_be_both_published_and_ignored() -> None:
+    raw = {"streams": {"s": {**STREAM, "ignore_outputs": ["scores"]}}}
+    with pytest.raises(ConfigError, match=r"ignore_outputs: \['scores'\] are also published"):
+        parse(raw)
+
+
+def test_an_environment_without_its_folder_is_named(tmp_path: Path) -> None:
+    (tmp_path / "base").mkdir()
+    (tmp_path / "local").mkdir()
+    check_environment(tmp_path, "local")
+    check_environment(tmp_path, None)
+    with pytest.raises(ConfigError) as error:
+        check_environment(tmp_path, "prod")
+    assert str(error.value).startswith(f"Environment 'prod' has no folder {tmp_path.name}/prod")
+    assert str(error.value).endswith("environments: 'base', 'local'")

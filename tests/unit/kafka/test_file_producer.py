@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import fastavro
 import pytest
 
 from kedro_stream.config import Format
-from kedro_stream.kafka.file_producer import read_messages
+from kedro_stream.kafka.file_producer import BadRecord, produce_file, read_messages
 from kedro_stream.serde import build_codec
 from kedro_stream.serde.avro import load_schema
 
@@ -73,3 +74,40 @@ def test_json_lines_to_avro_need_a_schema(jsonl: Path) -> None:
     messages = list(read_messages(jsonl, fmt="avro", schema_path=SCHEMA, key_field=None))
     assert codec.decode(messages[0][1]) == PAYMENTS[0]
     assert messages[2][1] == b"not json"
+
+
+def test_a_json_line_the_schema_refuses_is_named_by_its_line_number(tmp_path: Path) -> None:
+    path = tmp_path / "in.jsonl"
+    wrong = {**PAYMENTS[1], "amount": "high"}
+    path.write_text("\n".join([json.dumps(PAYMENTS[0]), "", json.dumps(wrong)]) + "\n")
+    messages = read_messages(path, fmt="avro", schema_path=SCHEMA, key_field=None)
+    assert next(messages)  # line 1 is fine and is sent
+    with pytest.raises(BadRecord, match=r"^line 3 of in.jsonl does not match the schema"):
+        next(messages)
+
+
+def test_records_before_a_bad_one_are_still_delivered() -> None:
+    """The producer is flushed however the file ends: no message is left in its queue."""
+
+    class Producer:
+        def __init__(self) -> None:
+            self.queued, self.flushed = 0, False
+
+        def produce(self, *_: object, **__: object) -> None:
+            self.queued += 1
+
+        def poll(self, _timeout: float) -> None:
+            pass
+
+        def flush(self, _timeout: float) -> int:
+            self.flushed = True
+            return 0
+
+    def messages() -> Iterator[tuple[bytes | None, bytes]]:
+        yield None, b"1"
+        raise BadRecord("line 2 of f.jsonl does not match the schema")
+
+    producer = Producer()
+    with pytest.raises(BadRecord):
+        produce_file(producer, "t", messages(), count=None, rate=None)  # type: ignore[arg-type]
+    assert (producer.queued, producer.flushed) == (1, True)

@@ -14,7 +14,7 @@ from kedro_stream.serde.avro import AvroCodec
 from kedro_stream.serde.confluent import ConfluentAvroCodec
 from kedro_stream.serde.json import JsonCodec
 from kedro_stream.serde.plain import StringCodec
-from kedro_stream.service.codecs import schema_registry_for, stream_codecs
+from kedro_stream.service.codecs import check_schemas, schema_registry_for, stream_codecs
 from tests.records import PAYMENT, SCHEMAS
 
 # No TLS in memory: skipping the CA bundle load makes each client 50 times cheaper.
@@ -116,3 +116,16 @@ def test_a_property_the_client_does_not_know_is_a_config_error(project: Path) ->
         schema_registry_for(
             stream({"format": "avro-confluent"}), KafkaConfig(schema_registry=registry)
         )
+
+
+def test_schemas_are_checked_before_boot_naming_their_key(project: Path) -> None:
+    config = stream(
+        {"format": "avro", "schema": "schemas/payment.avsc"},
+        {"scores": {"topic": "scores", "format": "avro", "schema": "schemas/missing.avsc"}},
+    )
+    with pytest.raises(ConfigError, match=r"^outputs.scores.schema: .*missing.avsc does not exist"):
+        check_schemas(config, project)
+    (project / "schemas" / "missing.avsc").write_text('{"type": "record"}')
+    with pytest.raises(ConfigError, match=r"^outputs.scores.schema: cannot load Avro schema"):
+        check_schemas(config, project)
+    check_schemas(stream({"format": "avro", "schema": "schemas/payment.avsc"}), project)
