@@ -20,6 +20,7 @@ from kedro_stream.config import (
     NoStreamFile,
     read_stream_file,
 )
+from kedro_stream.devbroker.cli import broker
 from kedro_stream.errors import KedroStreamError, one_line_message
 from kedro_stream.kafka.file_producer import produce_file, read_messages
 from kedro_stream.metrics.http import PATHS
@@ -283,33 +284,8 @@ def produce_(
         raise click.ClickException(f"{report.failed} records failed: {report.first_error}")
 
 
-@stream.command("broker")
-@click.option("--brokers", type=click.IntRange(min=1), default=1, show_default=True)
-@click.option(
-    "--topic", "topics", multiple=True, help="Create this topic at start (repeat for several)."
-)
-@click.option(
-    "--partitions",
-    type=click.IntRange(min=1),
-    default=4,
-    show_default=True,
-    help="Partitions of the --topic topics (auto-created topics get 4).",
-)
-@click.option("--control-port", type=click.IntRange(min=0, max=65535), default=0)
-def broker_(*, brokers: int, topics: tuple[str, ...], partitions: int, control_port: int) -> None:
-    """Run the embedded development broker in the foreground (no Docker needed).
-
-    The first stdout line is ``bootstrap.servers=HOST:PORT[,...]``; stops on Ctrl-C or SIGTERM.
-    Not for production: it keeps everything in memory, about 5 MiB per partition.
-    """
-    from kedro_stream.devbroker.process import run_foreground
-
-    try:
-        run_foreground(
-            brokers=brokers, partitions=partitions, topics=topics, control_port=control_port
-        )
-    except KedroStreamError as exc:
-        raise click.ClickException(str(exc)) from exc
+# The broker needs no project: the same command is ``kedro-stream broker`` outside one.
+stream.add_command(broker)
 
 
 @stream.command("lag")

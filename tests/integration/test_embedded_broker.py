@@ -11,18 +11,20 @@ import json
 import os
 import selectors
 import signal
+import socket
 import subprocess
 import sys
 import textwrap
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
 from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
 
-from kedro_stream.devbroker.cluster import ApiKey
+from kedro_stream.devbroker.cluster import AUTO_CREATE_PARTITIONS, ApiKey
 from kedro_stream.devbroker.control import EmbeddedBrokerError, FaultInjector
 from kedro_stream.devbroker.process import EmbeddedBroker
 from kedro_stream.testing.brokers import BrokerHandle, create_topic, unique_topic
@@ -335,7 +337,7 @@ def test_startup_failure_raises_with_the_child_stderr() -> None:
         EmbeddedBroker.start(brokers=0)
     message = str(failure.value)
     assert "did not start" in message
-    assert "argument --brokers: must be at least 1, got 0" in message
+    assert "Invalid value for '--brokers': 0 is not in the range x>=1" in message
 
 
 def read_lines_until(process: subprocess.Popen[bytes], prefix: str, timeout_s: float) -> list[str]:
@@ -393,11 +395,20 @@ def test_entry_point_prints_the_bootstrap_line_first(
     assert lines[0].startswith("bootstrap.servers="), lines
 
 
-def test_entry_point_warns_nothing_and_imports_no_kedro(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("module", "usage"),
+    [
+        (["kedro_stream.devbroker"], "Usage: python -m kedro_stream.devbroker [OPTIONS]"),
+        (["kedro_stream", "broker"], "Usage: python -m kedro_stream broker [OPTIONS]"),
+    ],
+)
+def test_entry_point_warns_nothing_and_imports_no_kedro(
+    tmp_path: Path, module: list[str], usage: str
+) -> None:
     """``python -m`` on the package neither finds its ``__main__`` already imported (runpy would
     warn) nor imports Kedro, whose logging would write to stdout before the bootstrap line."""
     done = subprocess.run(
-        [sys.executable, "-W", "error", "-X", "importtime", "-m", "kedro_stream.devbroker", "-h"],
+        [sys.executable, "-W", "error", "-X", "importtime", "-m", *module, "-h"],
         capture_output=True,
         text=True,
         cwd=tmp_path,
@@ -405,7 +416,7 @@ def test_entry_point_warns_nothing_and_imports_no_kedro(tmp_path: Path) -> None:
         check=False,
     )
     assert done.returncode == 0, done.stderr
-    assert done.stdout.startswith("usage: python -m kedro_stream.devbroker")
+    assert done.stdout.startswith(usage)
     imported = [
         line.rpartition("|")[2].strip()
         for line in done.stderr.splitlines()
@@ -414,3 +425,116 @@ def test_entry_point_warns_nothing_and_imports_no_kedro(tmp_path: Path) -> None:
     assert "kedro_stream.devbroker.process" in imported  # what -h loads before it exits
     assert [name for name in imported if name == "kedro" or name.startswith("kedro.")] == []
     assert "Warning" not in done.stderr
+
+
+# --------------------------------------------------------------------------- --port
+
+
+def free_ports(count: int) -> int:
+    """The first of ``count`` consecutive ports free right now (held while probing)."""
+    for _ in range(50):
+        held: list[socket.socket] = []
+        try:
+            held.append(socket.create_server(("127.0.0.1", 0)))
+            first = held[0].getsockname()[1]
+            if first + count > 65536:
+                continue
+            for port in range(first + 1, first + count):
+                held.append(socket.create_server(("127.0.0.1", port)))
+            return first
+        except OSError:
+            continue
+        finally:
+            for sock in held:
+                sock.close()
+    raise AssertionError(f"no {count} consecutive free ports")
+
+
+@contextmanager
+def public_broker(cwd: Path, port: int, *args: str) -> Iterator[list[str]]:
+    """``python -m kedro_stream broker --port PORT`` run from ``cwd``; yields its stdout lines
+    up to the control line."""
+    env = {k: v for k, v in os.environ.items() if k != "KEDRO_LOGGING_CONFIG"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "kedro_stream", "broker", "--port", str(port), *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        cwd=cwd,
+        env=env,
+    )
+    try:
+        yield read_lines_until(process, "control=", timeout_s=20)
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=STOP_GRACE_S) == 0
+    finally:
+        process.kill()
+        process.wait()
+        process.stdout.close()
+
+
+def test_port_serves_a_consumer_group_outside_a_kedro_project(tmp_path: Path) -> None:
+    port = free_ports(1)
+    topic, group = unique_topic("public"), unique_topic("group")
+    with public_broker(tmp_path, port, "--topic", topic, "--partitions", "2") as lines:
+        assert lines[0] == f"bootstrap.servers=127.0.0.1:{port}"
+        handle = BrokerHandle(f"127.0.0.1:{port}", "embedded", None)
+        client = producer(handle)
+        sent = [f"value-{i}".encode() for i in range(6)]
+        for i, value in enumerate(sent):
+            client.produce(topic, value, partition=i % 2)
+        assert client.flush(TIMEOUT_S) == 0
+
+        reader = consumer(handle, group)
+        reader.subscribe([topic])
+        try:
+            received = consume(reader, len(sent))
+            reader.commit(asynchronous=False)
+        finally:
+            reader.close()
+        assert sorted(m.value() for m in received) == sent
+
+        restarted = consumer(handle, group)
+        try:
+            committed = restarted.committed(
+                [TopicPartition(topic, 0), TopicPartition(topic, 1)], timeout=TIMEOUT_S
+            )
+        finally:
+            restarted.close()
+        assert [tp.offset for tp in committed] == [3, 3]
+
+
+def test_two_brokers_advertise_their_forwarded_ports(tmp_path: Path) -> None:
+    port = free_ports(2)
+    topic = unique_topic("two")
+    with public_broker(tmp_path, port, "--brokers", "2", "--topic", topic) as lines:
+        assert lines[0] == f"bootstrap.servers=127.0.0.1:{port},127.0.0.1:{port + 1}"
+        handle = BrokerHandle(f"127.0.0.1:{port + 1}", "embedded", None)
+        client = producer(handle)
+        metadata = client.list_topics(topic, timeout=TIMEOUT_S)
+        brokers = {b.id: (b.host, b.port) for b in metadata.brokers.values()}
+        assert brokers == {1: ("127.0.0.1", port), 2: ("127.0.0.1", port + 1)}
+        leaders = {p.leader for p in metadata.topics[topic].partitions.values()}
+        assert leaders == {1, 2}
+        for partition in range(AUTO_CREATE_PARTITIONS):  # one per leader and more
+            client.produce(topic, b"x", partition=partition)
+        assert client.flush(TIMEOUT_S) == 0
+
+
+@pytest.mark.parametrize(("brokers", "taken"), [(1, 0), (2, 1)])
+def test_port_in_use_is_one_error_line(tmp_path: Path, brokers: int, taken: int) -> None:
+    port = free_ports(brokers)
+    command = ["--port", str(port), "--brokers", str(brokers)]
+    with socket.create_server(("127.0.0.1", port + taken)):
+        done = subprocess.run(
+            [sys.executable, "-m", "kedro_stream", "broker", *command],
+            capture_output=True,
+            text=True,
+            cwd=tmp_path,
+            timeout=60,
+            check=False,
+        )
+    assert done.returncode != 0
+    assert done.stdout == ""
+    assert done.stderr.splitlines() == [
+        f"Error: port {port + taken} is in use: stop what listens there or choose another --port"
+    ]

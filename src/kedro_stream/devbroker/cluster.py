@@ -94,6 +94,8 @@ _SIGNATURES: dict[str, tuple[Any, list[Any]]] = {
     "rd_kafka_mock_broker_set_down": (c_int, [c_void_p, c_int32]),
     "rd_kafka_mock_broker_set_up": (c_int, [c_void_p, c_int32]),
     "rd_kafka_mock_broker_set_rtt": (c_int, [c_void_p, c_int32, c_int]),
+    # Returns void: an unknown broker id is ignored without a word.
+    "rd_kafka_mock_broker_set_host_port": (None, [c_void_p, c_int32, c_char_p, c_int]),
     "rd_kafka_mock_push_request_errors_array": (
         None,
         [c_void_p, c_int16, c_size_t, POINTER(c_int)],
@@ -374,10 +376,20 @@ class MockCluster(FaultApi):
         self._errored_api_keys = set()
         self._initial_rebalance_delay_ms = initial_rebalance_delay_ms
         self._broker_count = brokers
+        #: Where each broker listens, ``HOST:PORT`` by broker id (1 first), comma-separated.
         self.bootstrap_servers: str = self._lib.rd_kafka_mock_cluster_bootstraps(
             c_void_p(mc)
         ).decode()
         self.group_initial_rebalance_delay_ms(initial_rebalance_delay_ms)
+
+    def advertise(self, broker_id: int, host: str, port: int) -> None:
+        """Name ``host:port`` as broker ``broker_id``'s address in metadata, where clients go
+        after bootstrapping; the broker still listens where it did (``--port`` forwards)."""
+        if not 1 <= broker_id <= self._broker_count:
+            raise MockClusterError(f"no broker {broker_id} in a cluster of {self._broker_count}")
+        self._call(
+            "rd_kafka_mock_broker_set_host_port", c_int32(broker_id), host.encode(), c_int(port)
+        )
 
     def _new_handle(self) -> int:
         """The rd_kafka_t that owns the cluster; it never connects anywhere itself."""

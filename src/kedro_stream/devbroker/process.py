@@ -1,6 +1,7 @@
 """The broker process: a mock cluster and its control endpoint, served from a process of their own.
 
-:func:`serve` is the process itself (``python -m kedro_stream.devbroker``, ``kedro stream broker``):
+:func:`serve` is the process itself (``python -m kedro_stream.devbroker``, ``kedro-stream broker``,
+``kedro stream broker``: one command, :mod:`~kedro_stream.devbroker.cli`):
 the first stdout line is ``bootstrap.servers=HOST:PORT[,...]``, the second
 ``control=127.0.0.1:PORT``; it then serves until SIGTERM or SIGINT and exits 0.
 :class:`EmbeddedBroker` is the parent's side: it spawns that process, reads both lines and stops
@@ -15,15 +16,18 @@ change that. ``--partitions`` therefore applies to the ``--topic`` topics create
 
 from __future__ import annotations
 
+import errno
 import os
 import selectors
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
 import threading
 import time
 from collections.abc import Sequence
+from contextlib import ExitStack
 from pathlib import Path
 from types import TracebackType
 from typing import IO
@@ -35,12 +39,14 @@ from kedro_stream.devbroker.control import (
     EmbeddedBrokerError,
     FaultInjector,
 )
+from kedro_stream.devbroker.forward import Forwarder
 
-__all__ = ["EmbeddedBroker", "run_foreground", "serve"]
+__all__ = ["EmbeddedBroker", "serve"]
 
 BOOTSTRAP_PREFIX = "bootstrap.servers="
 CONTROL_PREFIX = "control="
 _STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}
+_MAX_PORT = 65535
 #: What ``python -m`` runs: this package's ``__main__``.
 _MODULE = __name__.rpartition(".")[0]
 
@@ -53,11 +59,15 @@ def serve(
     brokers: int = 1,
     partitions: int = AUTO_CREATE_PARTITIONS,
     topics: Sequence[str] = (),
+    port: int | None = None,
     control_port: int = 0,
     initial_rebalance_delay_ms: int = 0,
     exit_with_parent: bool = False,
 ) -> None:
     """Host a mock cluster and its control endpoint in this process until SIGTERM or SIGINT.
+
+    ``port``: serve broker ``i`` on ``127.0.0.1:port+i-1`` through a :class:`Forwarder` (the mock
+    listens on ephemeral ports only); None: clients connect to the mock's own ports.
 
     Call from the main thread. The stop signals are blocked before any thread starts and taken
     with ``sigwait``, so no librdkafka or server thread can swallow them.
@@ -68,27 +78,65 @@ def serve(
             f"auto-creates topics with {AUTO_CREATE_PARTITIONS} partitions and librdkafka cannot "
             "change that; create other topics with FaultInjector.create_topic"
         )
+    if port is not None and not 1 <= port <= _MAX_PORT - brokers + 1:
+        raise EmbeddedBrokerError(
+            f"--port {port} with {brokers} brokers needs ports {port}..{port + brokers - 1}, "
+            f"beyond 1..{_MAX_PORT}"
+        )
     previous_mask = signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
     try:
-        cluster = MockCluster(brokers, initial_rebalance_delay_ms)
-        try:
+        with ExitStack() as stack:
+            # Taken before the cluster starts: a port in use fails fast, with nothing to undo.
+            listeners = (
+                [stack.enter_context(_listen(p)) for p in range(port, port + brokers)]
+                if port is not None
+                else []
+            )
+            cluster = MockCluster(brokers, initial_rebalance_delay_ms)
+            stack.callback(cluster.close)
             for topic in topics:
                 cluster.create_topic(topic, partitions)
+            bootstrap = cluster.bootstrap_servers
+            if listeners:
+                bootstrap = _forward(cluster, listeners, stack)
             server = ControlServer(control_port, cluster)
+            stack.callback(server.server_close)
             threading.Thread(
                 target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
             ).start()
             if exit_with_parent:
                 threading.Thread(target=_stop_at_stdin_eof, daemon=True).start()
-            print(f"{BOOTSTRAP_PREFIX}{cluster.bootstrap_servers}", flush=True)  # noqa: T201
+            print(f"{BOOTSTRAP_PREFIX}{bootstrap}", flush=True)  # noqa: T201
             print(f"{CONTROL_PREFIX}{LOOPBACK}:{server.server_port}", flush=True)  # noqa: T201
             signal.sigwait(_STOP_SIGNALS)
             server.shutdown()
-            server.server_close()
-        finally:
-            cluster.close()
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, previous_mask)
+
+
+def _listen(port: int) -> socket.socket:
+    try:
+        return socket.create_server((LOOPBACK, port))
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            raise EmbeddedBrokerError(
+                f"port {port} is in use: stop what listens there or choose another --port"
+            ) from None
+        raise EmbeddedBrokerError(f"cannot listen on port {port}: {exc.strerror}") from None
+
+
+def _forward(cluster: MockCluster, listeners: Sequence[socket.socket], stack: ExitStack) -> str:
+    """Put broker ``i`` behind ``listeners[i-1]`` and advertise that address in metadata, so
+    clients that follow metadata come through the forwarder too; returns the bootstrap list."""
+    public = []
+    real = cluster.bootstrap_servers.split(",")  # in broker-id order
+    for broker_id, (listener, address) in enumerate(zip(listeners, real, strict=True), start=1):
+        host, _, real_port = address.rpartition(":")
+        stack.enter_context(Forwarder(listener, (host, int(real_port))))
+        public_port = listener.getsockname()[1]
+        cluster.advertise(broker_id, LOOPBACK, public_port)
+        public.append(f"{LOOPBACK}:{public_port}")
+    return ",".join(public)
 
 
 def _stop_at_stdin_eof() -> None:
@@ -98,17 +146,6 @@ def _stop_at_stdin_eof() -> None:
     while os.read(sys.stdin.fileno(), 4096):
         pass
     os.kill(os.getpid(), signal.SIGTERM)
-
-
-def run_foreground(
-    brokers: int = 1,
-    partitions: int = AUTO_CREATE_PARTITIONS,
-    topics: Sequence[str] = (),
-    control_port: int = 0,
-) -> None:
-    """Serve an embedded broker from this process until Ctrl-C or SIGTERM (``kedro stream
-    broker``); prints the bootstrap line, then the control line."""
-    serve(brokers=brokers, partitions=partitions, topics=topics, control_port=control_port)
 
 
 # --------------------------------------------------------------------------- parent side
