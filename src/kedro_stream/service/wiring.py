@@ -3,7 +3,7 @@ batch: a misnamed dataset in stream.yml fails at start, naming the valid ones.""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 from kedro_stream.config import StreamConfig
 from kedro_stream.errors import KedroStreamError
@@ -22,17 +22,28 @@ def input_dataset(inputs: Mapping[str, str], stream: StreamConfig) -> str:
     )
 
 
+def _check_named_outputs(
+    outputs: Mapping[str, str], stream: StreamConfig, names: Iterable[str], verb: str
+) -> None:
+    produced = set(outputs.values())
+    unknown = set(names) - produced
+    if unknown:
+        raise KedroStreamError(
+            f"stream.yml {verb} {sorted(unknown)}, which namespace {stream.namespace!r} does "
+            f"not output; outputs: {sorted(produced)}"
+        )
+
+
+def check_published(outputs: Mapping[str, str], stream: StreamConfig) -> None:
+    """Every output stream.yml publishes is one the namespace computes."""
+    _check_named_outputs(outputs, stream, stream.outputs, "publishes")
+
+
 def unpublished_outputs(outputs: Mapping[str, str], stream: StreamConfig) -> list[str]:
     """Outputs the namespace computes that stream.yml neither publishes nor ignores: each run
     computes them and throws them away, which a user who forgot one would never notice."""
-    produced = set(outputs.values())
-    unknown = set(stream.ignore_outputs) - produced
-    if unknown:
-        raise KedroStreamError(
-            f"stream.yml ignores {sorted(unknown)}, which namespace {stream.namespace!r} does "
-            f"not output; outputs: {sorted(produced)}"
-        )
-    return sorted(produced - set(stream.outputs) - set(stream.ignore_outputs))
+    _check_named_outputs(outputs, stream, stream.ignore_outputs, "ignores")
+    return sorted(set(outputs.values()) - set(stream.outputs) - set(stream.ignore_outputs))
 
 
 def unpublished_warning(unpublished: list[str], stream: StreamConfig) -> str:
@@ -41,17 +52,6 @@ def unpublished_warning(unpublished: list[str], stream: StreamConfig) -> str:
         "publish: they are computed and dropped on every batch. Publish them under outputs:, "
         "or list them under ignore_outputs: to say it is on purpose"
     )
-
-
-def check_published(outputs: Mapping[str, str], stream: StreamConfig) -> None:
-    """Every output stream.yml publishes is one the namespace computes."""
-    produced = set(outputs.values())
-    unknown = set(stream.outputs) - produced
-    if unknown:
-        raise KedroStreamError(
-            f"stream.yml publishes {sorted(unknown)}, which namespace {stream.namespace!r} "
-            f"does not output; outputs: {sorted(produced)}"
-        )
 
 
 def published_outputs(
