@@ -39,6 +39,7 @@ _ROLE_STYLE = {
     Role.PARAMETER: "yellow",
     Role.TEMPLATE: "blue",
     Role.INTERMEDIATE: "dim",
+    Role.STATE: "bold yellow",
 }
 
 

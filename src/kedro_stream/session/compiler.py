@@ -1,11 +1,14 @@
 """Compile one pipeline namespace: sort its datasets into roles and load what is loaded once.
 
 Inference of a free input's role, first rule that applies:
-1. an explicit :class:`NamespaceSpec` lists it;
+1. an explicit :class:`NamespaceSpec` lists it (a state under ``states`` → state: injected on
+   every run like an input, with the state rows of the batch's keys);
 2. its catalog entry says ``metadata: {kedro-stream: {role: input|artifact}}``;
 3. it holds ``${itertime_params:...}`` → template (loaded per run from the rendered entry);
 4. it is not declared in the catalog → input (there is nothing to load it from);
-5. its dataset type stores tables (pandas, polars, spark, ...) → input: that is what a stream
+5. it is a :class:`~kedro_stream.datasets.StateDataset` → input: its snapshot serves
+   ``kedro run``, the stream injects the rows;
+6. its dataset type stores tables (pandas, polars, spark, ...) → input: that is what a stream
    carries; any other type (pickle, model, ...) → artifact: loaded once, like the model.
 The type decides rather than the name: Kedro maps shared datasets into a namespace under their
 own (un-prefixed) names, so the stream's events and the model both arrive un-prefixed. A shared
@@ -13,13 +16,15 @@ table that is reference data says so with rule 2.
 
 Outputs, unless a spec lists them: the free outputs, plus every produced dataset the catalog
 stores — what ``kedro run`` persists is a result, even when a later node also reads it (the
-example's ``scores`` feed ``alerts``). Outputs are returned, never saved: no I/O per run.
+example's ``scores`` feed ``alerts``). The updates of each spec'd state are always outputs,
+whatever the spec's ``outputs``. Outputs are returned, never saved: no I/O per run.
 """
 
 from __future__ import annotations
 
 import inspect
-from collections.abc import Mapping
+from collections import Counter
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,6 +32,7 @@ from kedro.io import DataCatalog, DatasetError
 from kedro.pipeline import Pipeline
 from kedro.pipeline.node import Node
 
+from kedro_stream.datasets import StateDataset
 from kedro_stream.errors import ProjectError, SpecError, choices
 from kedro_stream.session.calls import NodeCall, bind
 from kedro_stream.session.specs import NamespaceSpec, Role, full_name, short_name, short_param_name
@@ -36,6 +42,7 @@ METADATA_KEY = "kedro-stream"
 # Module path fragments of dataset families that hold tables of records.
 _TABULAR_FAMILIES = (".pandas.", ".polars.", ".spark.", ".dask.", ".ibis.", ".snowflake.")
 _MEMORY_TYPES = ("MemoryDataset", "CachedDataset")
+_STATE_TYPE = f"{StateDataset.__module__}.{StateDataset.__qualname__}"
 
 
 @dataclass(frozen=True)
@@ -74,12 +81,13 @@ class CompiledNamespace:
 
     namespace: str | None
     steps: tuple[tuple[Node, NodeCall], ...]  # topological order
-    inputs: Mapping[str, str]  # short name -> full name
+    inputs: Mapping[str, str]  # short name -> full name (state inputs included)
     outputs: Mapping[str, str]  # full name -> short name
     parameters: Mapping[str, str]  # short name -> full name ("params:...")
     static: Mapping[str, Any]  # full name -> value: parameters and artifacts
     template_inputs: tuple[Template, ...]  # free inputs loaded per run
     template_saves: Mapping[str, Template]  # produced datasets saved per run
+    states: Mapping[str, str] = field(default_factory=dict)  # short state -> short updates
     report: tuple[DatasetEntry, ...] = field(default=())
 
     @property
@@ -121,7 +129,7 @@ def infer_role(
     config: Mapping[str, Any],
     is_template: bool = False,
 ) -> tuple[Role, str]:
-    """Role of a free, non-parameter input and the reason shown in the report (rules 2-5)."""
+    """Role of a free, non-parameter input and the reason shown in the report (rules 2-6)."""
     declared = _metadata_role(config)
     if declared is not None:
         return declared, f"catalog metadata {METADATA_KEY}.role"
@@ -129,6 +137,8 @@ def infer_role(
         return Role.TEMPLATE, "catalog entry uses itertime_params"
     if not _is_stored(dataset_type):
         return Role.INPUT, "not stored in the catalog"
+    if dataset_type == _STATE_TYPE:
+        return Role.INPUT, "state dataset (injected)"
     if any(family in dataset_type for family in _TABULAR_FAMILIES):
         return Role.INPUT, "table dataset"
     return Role.ARTIFACT, "object dataset (loaded once)"
@@ -149,12 +159,17 @@ def _exists(catalog: DataCatalog, name: str) -> bool:
         return True
 
 
+def _resolved(name: str, namespace: str | None, allowed: set[str]) -> str:
+    """A spec's name as the pipeline spells it: full names pass, short ones get the prefix."""
+    return name if name in allowed else full_name(name, namespace)
+
+
 def _explicit(
-    names: tuple[str, ...] | None, namespace: str | None, allowed: set[str], what: str
+    names: Iterable[str] | None, namespace: str | None, allowed: set[str], what: str
 ) -> set[str] | None:
     if names is None:
         return None
-    resolved = {n if n in allowed else full_name(n, namespace) for n in names}
+    resolved = {_resolved(n, namespace, allowed) for n in names}
     wrong = resolved - allowed
     if wrong:
         raise SpecError(
@@ -166,6 +181,47 @@ def _explicit(
 
 def _is_param(name: str) -> bool:
     return name.startswith("params:") or name == "parameters"
+
+
+@dataclass(frozen=True)
+class _Explicit:
+    """What a spec says about a namespace's datasets, as full names; ``None``: infer it."""
+
+    inputs: set[str] | None
+    artifacts: set[str] | None
+    states: Mapping[str, str]  # state input -> its updates output
+
+
+def _explicit_states(
+    given: Mapping[str, str] | None,
+    ns: str | None,
+    free_data: set[str],
+    produced: set[str],
+    listed: set[str],
+) -> dict[str, str]:
+    """A spec's states as full names, checked; ``listed``: the spec's inputs and artifacts."""
+    if not given:
+        return {}
+    _explicit(given, ns, free_data, "state inputs")
+    _explicit(given.values(), ns, produced, "state updates")
+    states = {
+        _resolved(state, ns, free_data): _resolved(updates, ns, produced)
+        for state, updates in given.items()
+    }
+    both = set(states) & listed
+    if both:
+        raise SpecError(
+            f"Spec of namespace {ns!r} lists {choices(short_name(n, ns) for n in both)} both as "
+            "a state and under inputs or artifacts; a state is injected with its rows on every "
+            "run: list it under states only."
+        )
+    shared = [updates for updates, n in Counter(states.values()).items() if n > 1]
+    if shared:
+        raise SpecError(
+            f"Spec of namespace {ns!r} gives several states the same updates "
+            f"{choices(short_name(n, ns) for n in shared)}; each state needs its own."
+        )
+    return states
 
 
 @dataclass
@@ -186,10 +242,12 @@ def _free_input_role(
     *,
     dataset_type: str | None,
     config: Mapping[str, Any],
-    spec: tuple[set[str] | None, set[str] | None],
+    spec: _Explicit,
     is_template: bool,
 ) -> tuple[Role, str]:
-    spec_inputs, spec_artifacts = spec
+    if name in spec.states:
+        return Role.STATE, "state rows of the batch's keys (injected)"
+    spec_inputs, spec_artifacts = spec.inputs, spec.artifacts
     if spec_inputs is not None and name in spec_inputs:
         return Role.INPUT, "explicit spec"
     if spec_artifacts is not None and name in spec_artifacts:
@@ -209,7 +267,7 @@ def _sort_free_inputs(
     free: set[str],
     catalog: DataCatalog,
     namespace: str | None,
-    spec: tuple[set[str] | None, set[str] | None],
+    spec: _Explicit,
     out: _Sorted,
     *,
     load_artifacts: bool,
@@ -231,7 +289,7 @@ def _sort_free_inputs(
             spec=spec,
             is_template=template is not None,
         )
-        if role is Role.INPUT:
+        if role in (Role.INPUT, Role.STATE):
             out.inputs[short_name(name, namespace)] = name
         elif template is not None:  # a per-run entry is never loaded once, whatever the spec
             role = Role.TEMPLATE
@@ -247,7 +305,7 @@ def _sort_free_inputs(
 
 
 def _sort_produced(
-    produced: set[str], outputs: set[str], catalog: DataCatalog, out: _Sorted
+    produced: set[str], outputs: set[str], updates: set[str], catalog: DataCatalog, out: _Sorted
 ) -> None:
     for name in sorted(produced):
         dataset_type = catalog.get_type(name) if name in catalog else None
@@ -259,6 +317,8 @@ def _sort_produced(
             reason = "returned" if name in outputs else "kept in memory"
         shown_type = (dataset_type or "MemoryDataset").rsplit(".", 1)[-1]
         role = Role.OUTPUT if name in outputs else Role.INTERMEDIATE
+        if name in updates:
+            role, reason = Role.STATE, "state updates (to the store and changelog)"
         out.report.append(DatasetEntry(name, role, shown_type, reason))
 
 
@@ -288,17 +348,19 @@ def compile_namespace(
     spec_inputs = _explicit(spec.inputs, namespace, free_data, "inputs")
     spec_artifacts = _explicit(spec.artifacts, namespace, free_data, "artifacts")
     spec_outputs = _explicit(spec.outputs, namespace, produced, "outputs")
+    listed = (spec_inputs or set()) | (spec_artifacts or set())
+    states = _explicit_states(spec.states, namespace, free_data, produced, listed)
     if spec_outputs is not None:
         outputs = spec_outputs
     else:
         stored = {n for n in produced if n in catalog and _is_stored(catalog.get_type(n))}
         outputs = sub.outputs() | stored
+    outputs |= set(states.values())
 
     out = _Sorted()
-    _sort_free_inputs(
-        free, catalog, namespace, (spec_inputs, spec_artifacts), out, load_artifacts=load_artifacts
-    )
-    _sort_produced(produced, outputs, catalog, out)
+    explicit = _Explicit(spec_inputs, spec_artifacts, states)
+    _sort_free_inputs(free, catalog, namespace, explicit, out, load_artifacts=load_artifacts)
+    _sort_produced(produced, outputs, set(states.values()), catalog, out)
     return CompiledNamespace(
         namespace=namespace,
         steps=tuple((node, bind(node)) for node in sub.nodes),
@@ -308,5 +370,9 @@ def compile_namespace(
         static=out.static,
         template_inputs=tuple(out.template_inputs),
         template_saves=out.template_saves,
+        states={
+            short_name(state, namespace): short_name(updates, namespace)
+            for state, updates in states.items()
+        },
         report=tuple(out.report),
     )

@@ -21,6 +21,7 @@ class Role(str, Enum):
     ARTIFACT = "artifact"  # loaded once at boot, shared by every run
     TEMPLATE = "template"  # catalog entry rendered per run from itertime params
     INTERMEDIATE = "intermediate"  # produced and consumed inside the namespace
+    STATE = "state"  # per-key state: rows injected on every run, their updates returned
 
 
 class NamespaceSpec(BaseModel):
@@ -32,6 +33,9 @@ class NamespaceSpec(BaseModel):
     inputs: tuple[str, ...] | None = None
     outputs: tuple[str, ...] | None = None
     artifacts: tuple[str, ...] | None = None
+    # state input -> its updates output: the state rows of the batch's keys are injected on
+    # every run and the rows that replace them (``_deleted`` True removes a key) are returned.
+    states: dict[str, str] | None = None
 
 
 def full_name(name: str, namespace: str | None) -> str:

@@ -1,0 +1,70 @@
+"""Catalog datasets for ``kedro run`` of a namespace that the stream also runs.
+
+A namespace that keeps per-key state reads it as a table of state rows and returns the rows
+that replace them. In the stream, kedro-stream injects those rows on every batch from its state
+store; under ``kedro run`` the whole history is one batch, and :class:`StateDataset` stands in
+for the store: empty, or a JSON Lines snapshot.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from kedro.io import AbstractDataset, DatasetError
+
+
+class StateDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
+    """State rows for ``kedro run``: a JSON Lines snapshot if there is one, else no rows.
+
+    Example catalog.yml::
+
+        account_activity:
+          type: kedro_stream.datasets.StateDataset
+          columns: [account_id, payments, total]
+
+        account_activity_updates:
+          type: kedro_stream.datasets.StateDataset
+          filepath: data/state/account_activity.jsonl
+
+    Args:
+        columns: the columns of the empty table loaded when there is no snapshot, so nodes see
+            the same shape as in the stream.
+        filepath: a JSON Lines snapshot; loaded when it exists, written on save.
+        metadata: free-form, as every Kedro dataset takes it (``kedro-stream`` reads its own).
+    """
+
+    def __init__(
+        self,
+        *,
+        columns: list[str] | None = None,
+        filepath: str | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> None:
+        self._columns = list(columns or [])
+        self._filepath = Path(filepath) if filepath is not None else None
+        self.metadata = metadata
+
+    def load(self) -> pd.DataFrame:
+        if self._filepath is not None and self._filepath.exists():
+            return pd.read_json(self._filepath, lines=True)
+        return pd.DataFrame(columns=self._columns)
+
+    def save(self, data: pd.DataFrame) -> None:
+        if self._filepath is None:
+            raise DatasetError(
+                "StateDataset without a filepath has nowhere to save state rows: set filepath "
+                "(a JSON Lines snapshot) in its catalog entry."
+            )
+        self._filepath.parent.mkdir(parents=True, exist_ok=True)
+        data.to_json(self._filepath, orient="records", lines=True)
+
+    def _exists(self) -> bool:
+        return True  # load always answers: the snapshot, or no rows
+
+    def _describe(self) -> dict[str, Any]:
+        return {
+            "filepath": None if self._filepath is None else self._filepath.as_posix(),
+            "columns": self._columns,
+        }
