@@ -18,6 +18,7 @@ from kedro_stream.config import (
     ConfigError,
     Guarantee,
     NoStreamFile,
+    StreamFile,
     read_stream_file,
 )
 from kedro_stream.devbroker.cli import broker
@@ -28,6 +29,7 @@ from kedro_stream.metrics.lag import group_lag
 from kedro_stream.process_setup import prepare_command_process
 from kedro_stream.service.app import consume, load_config
 from kedro_stream.service.preflight import StreamCheck, check_streams
+from kedro_stream.service.wiring import state_specs
 from kedro_stream.session import Role
 from kedro_stream.session.boot import compile_project
 from kedro_stream.session.compiler import CompiledNamespace
@@ -83,21 +85,34 @@ def compile_(
     as `consume` would at start, without a broker: exit 1 on any problem."""
     project_path = metadata.project_path
     try:
+        file: StreamFile | None = read_stream_file(project_path, env)
+    except NoStreamFile:
+        file = None
+    except ConfigError as exc:
+        raise click.ClickException(one_line_message(exc)) from exc
+    # The roles stream.yml gives (state) show in the tables too.
+    specs = {
+        spec.namespace: spec
+        for stream in (file.streams.values() if file else ())
+        if stream.pipeline == pipeline and (not namespaces or stream.namespace in namespaces)
+        for spec in state_specs(stream)
+    }
+    try:
         compiled = compile_project(
-            project_path, pipeline=pipeline, env=env, namespaces=namespaces or None
+            project_path,
+            pipeline=pipeline,
+            env=env,
+            namespaces=namespaces or None,
+            specs=specs.values(),
         )
     except KedroStreamError as exc:
         raise click.ClickException(one_line_message(exc)) from exc
     console = Console()
     for namespace in compiled:
         console.print(_table(namespace))
-    try:
-        file = read_stream_file(project_path, env)
-    except NoStreamFile:
+    if file is None:
         click.echo("No stream.yml: only the namespaces were compiled (for the Python API).")
         return
-    except ConfigError as exc:
-        raise click.ClickException(one_line_message(exc)) from exc
     checks = check_streams(project_path, file, env)
     problems = 0
     for check in checks:

@@ -8,6 +8,7 @@ Secrets (from ``credentials.yml``) are held as ``SecretStr`` and never rendered.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from enum import Enum
 from pathlib import Path
@@ -47,6 +48,7 @@ SECRET_KEYS = frozenset(
         "bearer.auth.token",
     }
 )
+_STATE_NAME = re.compile(r"[A-Za-z0-9_.-]+")
 # Without a timeout the registry client waits forever on a registry that does not answer.
 REGISTRY_TIMEOUT_S = 10
 NO_REGISTRY = (
@@ -142,9 +144,9 @@ class KafkaConfig(_Strict):
     # Client properties from credentials.yml: private, so no dump, repr or log shows them.
     _secrets: dict[str, SecretStr] = PrivateAttr(default_factory=dict)
 
-    def client_properties(self, role: Literal["consumer", "producer"]) -> dict[str, Any]:
+    def client_properties(self, role: Literal["consumer", "producer", "admin"]) -> dict[str, Any]:
         """The librdkafka configuration of one client, secrets included."""
-        specific = self.consumer if role == "consumer" else self.producer
+        specific = {"consumer": self.consumer, "producer": self.producer}.get(role, {})
         return {
             "bootstrap.servers": self.bootstrap_servers,
             **self.client,
@@ -186,6 +188,15 @@ class RetryConfig(_Strict):
     backoff_max_ms: PositiveInt = 10_000
 
 
+class StateConfig(_Strict):
+    """One per-key state of a stream, kept per input partition (see ``kedro_stream.state``)."""
+
+    input: str  # dataset injected with the current rows of the batch's keys
+    updates: str  # output dataset: rows that replace them; ``_deleted: true`` removes a key
+    key: str  # column of the records, the rows and the updates; equals the message key
+    changelog_topic: str = ""  # default: "<group_id>-<state name>-changelog"
+
+
 class StreamConfig(_Strict):
     """One stream: input topics → a namespace → output topics."""
 
@@ -196,6 +207,9 @@ class StreamConfig(_Strict):
     outputs: dict[str, OutputConfig] = Field(default_factory=dict)
     # Outputs of the namespace deliberately not published; any other unpublished one is warned of.
     ignore_outputs: list[str] = Field(default_factory=list)
+    state: dict[str, StateConfig] = Field(default_factory=dict)
+    # Where each partition's state store lives; relative paths start at the project.
+    state_dir: Path = Path("data/state")
     batch: BatchConfig = Field(default_factory=BatchConfig)
     guarantee: Guarantee = Guarantee.AT_LEAST_ONCE
     transactional_id: str | None = None
@@ -232,6 +246,37 @@ class StreamConfig(_Strict):
             if spec.format in needing and spec.schema_path is None:
                 raise ValueError(
                     f"{name}: format {spec.format.value} needs a schema (path to an .avsc file)"
+                )
+        return self
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_changelog_topics(cls, data: Any) -> Any:
+        if not isinstance(data, dict) or not isinstance(data.get("state"), dict):
+            return data
+        group = data.get("group_id", "")
+        states = {
+            name: (
+                {**spec, "changelog_topic": f"{group}-{name}-changelog"}
+                if isinstance(spec, dict) and not spec.get("changelog_topic")
+                else spec
+            )
+            for name, spec in data["state"].items()
+        }
+        return {**data, "state": states}
+
+    @model_validator(mode="after")
+    def _state_is_per_partition_of_one_topic(self) -> StreamConfig:
+        if self.state and len(self.input.topics) != 1:
+            raise ValueError(
+                "state: a stateful stream reads one topic, whose partitions its state follows; "
+                f"input.topics has {len(self.input.topics)}"
+            )
+        for name in self.state:
+            if not _STATE_NAME.fullmatch(name):
+                raise ValueError(
+                    f"state: name {name!r} names files and topics: use letters, digits, '_', "
+                    "'-' and '.'"
                 )
         return self
 

@@ -222,7 +222,8 @@ def test_boot_errors(mini_project: Path) -> None:
     with pytest.raises(UnknownNamespaceError, match=r"namespaces: 'None', 'ns', 'tpl'"):
         boot_project(mini_project, namespaces=["scorin"])
     with pytest.raises(
-        UnknownNamespaceError, match=r"pipelines: '__default__', 'scoring', 'slow', 'wrong'"
+        UnknownNamespaceError,
+        match=r"pipelines: '__default__', 'scoring', 'slow', 'tally', 'wrong'",
     ):
         boot_project(mini_project, pipeline="missing")
     with pytest.raises(

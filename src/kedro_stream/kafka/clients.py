@@ -46,6 +46,21 @@ def consumer_config(kafka: KafkaConfig, stream: StreamConfig) -> dict[str, Any]:
     return config
 
 
+def restore_consumer_config(kafka: KafkaConfig, stream: StreamConfig) -> dict[str, Any]:
+    """The consumer that reads changelogs back into state stores: assigned partitions only, no
+    commits; under exactly-once it sees committed transactions only."""
+    config = {
+        **kafka.client_properties("consumer"),
+        "group.id": f"{stream.group_id}.state-restore",  # never joined: assign() only
+        "enable.auto.commit": False,
+        "enable.partition.eof": True,  # the end of a changelog partition is an event
+        "auto.offset.reset": "earliest",
+    }
+    if stream.guarantee is Guarantee.EXACTLY_ONCE:
+        config["isolation.level"] = "read_committed"
+    return config
+
+
 def transactional_id(stream: StreamConfig) -> str:
     """Stable per instance, so a restarted instance fences the one it replaces."""
     return stream.transactional_id or f"{stream.group_id}-{socket.gethostname()}"

@@ -124,6 +124,25 @@ class StreamMetrics:
             partition,
             registry=r,
         )
+        self.restore_duration = Histogram(
+            "kedro_stream_state_restore_duration_seconds",
+            "Catching one partition's state store up with its changelog.",
+            ("group", "state"),
+            buckets=_SECONDS_BUCKETS,
+            registry=r,
+        )
+        self.restored = Counter(
+            "kedro_stream_state_restored_records",
+            "Changelog records read while restoring state stores.",
+            ("group", "state"),
+            registry=r,
+        )
+        self.state_keys = Gauge(
+            "kedro_stream_state_keys",
+            "Keys with a row in a partition's state store.",
+            ("group", "state", "topic", "partition"),
+            registry=r,
+        )
         for metric in (self.batch_failures, self.commit_failures, self.rebalances):
             metric.labels(group)  # exported at 0 from the start: rate() and alerts need it
 

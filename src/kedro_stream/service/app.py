@@ -25,6 +25,7 @@ from kedro_stream.metrics.http import MetricsServer
 from kedro_stream.metrics.lag import LagRefresher
 from kedro_stream.service.codecs import check_schemas
 from kedro_stream.service.loop import Progress, StreamService
+from kedro_stream.service.wiring import state_specs
 from kedro_stream.session import boot_project
 
 logger = logging.getLogger(__name__)
@@ -84,7 +85,11 @@ def consume(
     """
     check_schemas(stream, project_path)  # before boot: a path typo fails in a second
     session = boot_project(
-        project_path, pipeline=stream.pipeline, env=env, namespaces=[stream.namespace]
+        project_path,
+        pipeline=stream.pipeline,
+        env=env,
+        namespaces=[stream.namespace],
+        specs=state_specs(stream),
     )
     with session:
         service = StreamService(
@@ -147,7 +152,10 @@ def _observed(
 
 
 def _healthy(service: StreamService, stream: StreamConfig) -> tuple[bool, str]:
-    """Alive while the loop (or the keep-alive of a long run) keeps turning."""
+    """Alive while the loop (or the keep-alive of a long run) keeps turning, or while state is
+    restored (which may take minutes, and must not get the process restarted)."""
+    if service.restoring:
+        return True, "restoring state"
     bound = max(_STALL_BOUND_S, 3 * stream.batch.max_wait_ms / 1000)
     idle = time.monotonic() - service.last_activity
     if idle > bound:
@@ -157,6 +165,8 @@ def _healthy(service: StreamService, stream: StreamConfig) -> tuple[bool, str]:
 
 def _ready(service: StreamService, stream: StreamConfig) -> tuple[bool, str]:
     """Ready when alive, owning partitions, and no batch is stuck past max.poll.interval."""
+    if service.restoring:
+        return False, "restoring state from the changelog"
     alive, reason = _healthy(service, stream)
     if not alive:
         return False, reason

@@ -143,10 +143,12 @@ class DeliveryFailures:
 
 def _produce(producer: Producer, messages: Iterable[Outgoing]) -> None:
     produce = producer.produce
-    for topic, value, key, headers in messages:
+    for topic, value, key, headers, partition in messages:
         while True:
             try:
-                if headers:
+                if partition is not None:  # a changelog record: its input partition's
+                    produce(topic, value, key, partition=partition, headers=headers)
+                elif headers:
                     produce(topic, value, key, headers=headers)
                 else:  # even headers=None costs ~0.3 µs a call
                     produce(topic, value, key)

@@ -24,12 +24,25 @@ class DecodedBatch:
     dead: list[Outgoing]  # dead-letter copies of the messages that did not decode
 
 
+class KeyMismatch(DecodeError):
+    """A stateful stream's record whose state key is not its message key: its state lives in the
+    partition of its message key, so it would read and write another partition's rows."""
+
+
 class Decoder:
-    def __init__(self, codec: Codec, dead_letters: DeadLetters, *, with_metadata: bool) -> None:
+    def __init__(
+        self,
+        codec: Codec,
+        dead_letters: DeadLetters,
+        *,
+        with_metadata: bool,
+        key_field: str | None = None,
+    ) -> None:
         self.fields = codec.fields
         self._decode = codec.decode
         self._dead_letters = dead_letters
         self._with_metadata = with_metadata  # add the _key, _topic, ... columns to each record
+        self._key_field = key_field  # a stateful stream's state key: must be the message key
 
     def decode(self, batch: Batch) -> DecodedBatch:
         """Every record of ``batch``. Raises only what is not the record's fault (a schema
@@ -40,6 +53,8 @@ class Decoder:
         for message in batch.messages:
             try:
                 record = decode(message.value())
+                if self._key_field is not None:
+                    _check_key(record, self._key_field, message.key())
             except DecodeError as error:
                 dead.append(self._dead_letters.of(message, error, Stage.DECODE))
                 continue
@@ -58,3 +73,13 @@ def _metadata(message: Message) -> tuple[Any, ...]:
         message.offset(),
         message.timestamp()[1],
     )
+
+
+def _check_key(record: dict[str, Any], field: str, key: bytes | None) -> None:
+    value = record.get(field)
+    if value is None or key is None or str(value).encode() != key:
+        shown = key.decode("utf-8", "replace") if key is not None else None
+        raise KeyMismatch(
+            f"state key {field!r} is {value!r} but the message key is {shown!r}: state is kept "
+            f"per partition, so produce each record with its {field} as the message key"
+        )

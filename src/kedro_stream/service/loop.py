@@ -3,18 +3,22 @@
 Each batch (:meth:`StreamService._process`), top to bottom:
 
 1. decode   message values → records; a bad value becomes a dead letter (stage ``decode``)
-2. run      the namespace on the good records, on the keep-alive's worker thread
-3. encode   its output datasets → messages for their topics
-4. publish  outputs and dead letters (inside the batch's transaction under exactly-once)
+2. run      the namespace on the good records (and, for a stateful stream, the rows of their
+            keys read from the partitions' stores), on the keep-alive's worker thread
+3. encode   its output datasets → messages for their topics; state updates → changelog records
+4. publish  outputs, dead letters and changelog records (inside the batch's transaction under
+            exactly-once)
 5. commit   the batch's offsets, once every message is acknowledged, for the partitions this
             member still owns
+6. store    a stateful stream writes the committed partitions' updates to their stores
 
 Failure paths, beside them:
 
 - a rebalance refused the commit (:class:`CommitAbandoned`): what this member still owns is
   read again; no retry, nothing dead-lettered;
-- an output cannot be encoded (:class:`EncodeError`): it would fail the same way again, so the
-  batch is given up at once (stage ``encode``);
+- an output cannot be encoded (:class:`EncodeError`), or state updates do not replace the
+  batch's keys' rows (:class:`StateUpdateError`): it would fail the same way again, so the
+  batch is given up at once (stage ``encode`` or ``state``);
 - a fatal client error (a newer instance fenced this one): the service stops, nothing committed;
 - anything else: retried with backoff, then given up (stage ``pipeline``).
 
@@ -32,11 +36,16 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaException, Producer
+from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient
 
 from kedro_stream.config import Guarantee, KafkaConfig, OnFailure, StreamConfig
 from kedro_stream.errors import KedroStreamError, one_line
-from kedro_stream.kafka.clients import DeliveryCallback, is_development_broker
+from kedro_stream.kafka.clients import (
+    DeliveryCallback,
+    is_development_broker,
+    restore_consumer_config,
+)
 from kedro_stream.kafka.errors import is_fatal
 from kedro_stream.metrics import StreamMetrics
 from kedro_stream.serde import EncodeError
@@ -58,12 +67,16 @@ from kedro_stream.service.progress import CommitLedger, Progress
 from kedro_stream.service.rebalance import Assignment
 from kedro_stream.service.retry import Backoff
 from kedro_stream.service.wiring import (
+    check_states,
     input_dataset,
     published_outputs,
     unpublished_outputs,
     unpublished_warning,
 )
 from kedro_stream.session import StreamSession
+from kedro_stream.state.errors import StateUpdateError
+from kedro_stream.state.streamstate import StateChanges, StreamState
+from kedro_stream.state.topics import ensure_changelogs
 
 logger = logging.getLogger(__name__)
 #: A run (or a retry backoff) longer than this polls with the partitions paused.
@@ -110,8 +123,25 @@ class StreamService:
         self._input_name = input_dataset(compiled.inputs, stream)
         codecs = stream_codecs(stream, kafka, project_path)
         self._dead_letters = DeadLetters(stream.dead_letter_topic, stream.namespace)
+        self._kafka = kafka
+        self._state = (
+            StreamState(
+                stream,
+                project_path=project_path,
+                metrics=self.metrics,
+                restore_consumer=lambda: Consumer(restore_consumer_config(kafka, stream)),
+            )
+            if stream.state
+            else None
+        )
+        check_states(compiled, stream)
         with_metadata = stream.input.metadata_columns
-        self._decoder = Decoder(codecs.input, self._dead_letters, with_metadata=with_metadata)
+        self._decoder = Decoder(
+            codecs.input,
+            self._dead_letters,
+            with_metadata=with_metadata,
+            key_field=self._state.key if self._state else None,
+        )
         self._encoder = Encoder(
             published_outputs(compiled.outputs, stream, codecs.outputs),
             with_metadata=with_metadata,
@@ -129,6 +159,11 @@ class StreamService:
         """This member's partitions, for lag and probes."""
         return self.assignment.owned
 
+    @property
+    def restoring(self) -> bool:
+        """A state store is being caught up with its changelog (not ready, but alive)."""
+        return self._state is not None and self._state.restoring
+
     def stop(self) -> None:
         """Finish the current batch, commit, then return from :meth:`run` (signal-safe)."""
         self._stop.set()
@@ -142,18 +177,47 @@ class StreamService:
             pause_after_s=min(_PAUSE_AFTER_S, self._stream.max_poll_interval_s / 4),
             on_poll=self._alive,
         )
-        consumer.subscribe(
-            self._stream.input.topics,
-            on_assign=self.assignment.on_assign,
-            on_revoke=self.assignment.on_revoke,
-            on_lost=self.assignment.on_revoke,
-        )
+        if self._state is not None:
+            ensure_changelogs(
+                AdminClient(self._kafka.client_properties("admin")),
+                self._state.input_topic,
+                self._state.changelogs,
+                development_broker=is_development_broker(consumer),
+            )
+        consumer.subscribe(self._stream.input.topics, **self._rebalance_callbacks())
         try:
             self._consume(consumer, protocol, keepalive)
         finally:
             protocol.close()
-            consumer.close()  # leaves the group: partitions move on at once
+            consumer.close()  # leaves the group (revoking: stores checkpointed), at once
+            if self._state is not None:
+                self._state.close()
         return self.progress
+
+    def _rebalance_callbacks(self) -> dict[str, Callable[[Consumer, list[TopicPartition]], None]]:
+        """The assignment's callbacks; a stateful stream's stores are restored on assignment,
+        before any of their partitions' records is handed out, and released on revocation."""
+        assignment, state = self.assignment, self._state
+        if state is None:
+            return {
+                "on_assign": assignment.on_assign,
+                "on_revoke": assignment.on_revoke,
+                "on_lost": assignment.on_revoke,
+            }
+
+        def on_assign(consumer: Consumer, partitions: list[TopicPartition]) -> None:
+            assignment.on_assign(consumer, partitions)
+            state.on_assign(consumer, partitions)
+
+        def on_revoke(consumer: Consumer, partitions: list[TopicPartition]) -> None:
+            state.on_revoke(partitions)
+            assignment.on_revoke(consumer, partitions)
+
+        def on_lost(consumer: Consumer, partitions: list[TopicPartition]) -> None:
+            state.on_lost(partitions)
+            assignment.on_revoke(consumer, partitions)
+
+        return {"on_assign": on_assign, "on_revoke": on_revoke, "on_lost": on_lost}
 
     def _commit_protocol(self, consumer: Consumer) -> CommitProtocol:
         timeout_s = self._stream.commit_timeout_s
@@ -214,9 +278,13 @@ class StreamService:
                 protocol.begin()
                 datasets = self._run(decoded.good, keepalive)  # 2.
                 outputs = self._encoder.encode(datasets, decoded.good)  # 3.
+                offsets = self.assignment.committable(batch)  # no poll between here and 5.
+                changes = self._state_changes(batch, decoded, datasets, offsets)  # 3.
                 started = time.perf_counter()
-                protocol.publish([*outputs, *decoded.dead])  # 4.
-                protocol.complete(self.assignment.committable(batch))  # 5.
+                protocol.publish([*outputs, *decoded.dead, *changes.records])  # 4.
+                protocol.complete(offsets)  # 5.
+                if self._state is not None:
+                    self._state.apply(changes, offsets)  # 6.
                 self.metrics.commit_duration.labels(group).observe(time.perf_counter() - started)
                 self._ledger.committed(batch, outputs, Counter({Stage.DECODE: len(decoded.dead)}))
                 return
@@ -225,10 +293,11 @@ class StreamService:
                 self._abort(protocol)
                 self._rewind(batch, consumer, error)
                 return
-            except EncodeError as error:
+            except (EncodeError, StateUpdateError) as error:
                 self.metrics.batch_failures.labels(group).inc()
                 self._abort(protocol)
-                self._give_up(batch, decoded, error, Stage.ENCODE, protocol)
+                stage = Stage.ENCODE if isinstance(error, EncodeError) else Stage.STATE
+                self._give_up(batch, decoded, error, stage, protocol)
                 return
             except Exception as error:
                 self.metrics.batch_failures.labels(group).inc()
@@ -258,15 +327,31 @@ class StreamService:
             data_type=self._stream.input.data_type,
             fields=self._decoder.fields,
         )
+        inputs = {self._input_name: dataset}
+        if self._state is not None:
+            inputs.update(self._state.read(good))
         started = time.perf_counter()
         outputs = keepalive.call(
-            lambda: self._session.run(self._stream.namespace, inputs={self._input_name: dataset}),
+            lambda: self._session.run(self._stream.namespace, inputs=inputs),
             timeout_s=self._stream.run_timeout_s,
         )
         self.metrics.run_duration.labels(self.metrics.namespace).observe(
             time.perf_counter() - started
         )
         return outputs
+
+    def _state_changes(
+        self,
+        batch: Batch,
+        decoded: DecodedBatch,
+        datasets: dict[str, Any],
+        offsets: list[TopicPartition],
+    ) -> StateChanges:
+        """The changelog records of a stateful batch, for the partitions it will commit."""
+        if self._state is None or not datasets:
+            return StateChanges()
+        owned = {(tp.topic, tp.partition) for tp in offsets}
+        return self._state.changes(datasets, decoded.good, batch.next_offsets(), owned)
 
     def _rewind(self, batch: Batch, consumer: Consumer, error: CommitAbandoned) -> None:
         """Have the batch processed again by its partitions' owners: partitions this member

@@ -25,6 +25,7 @@ class Stage(str, Enum):
     DECODE = "decode"  # its value is not a record of the input's format
     PIPELINE = "pipeline"  # the namespace run failed on its batch
     ENCODE = "encode"  # an output of its batch cannot be written in its topic's format
+    STATE = "state"  # its batch's state updates do not replace its keys' rows
 
 
 class Outgoing(NamedTuple):
@@ -35,6 +36,7 @@ class Outgoing(NamedTuple):
     value: bytes | None
     key: bytes | None = None
     headers: Headers | None = None
+    partition: int | None = None  # None: the producer's partitioner picks one from the key
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,9 @@ from kedro_stream.errors import KedroStreamError
 from kedro_stream.service.codecs import check_schemas
 from kedro_stream.service.wiring import (
     check_published,
+    check_states,
     input_dataset,
+    state_specs,
     unpublished_outputs,
     unpublished_warning,
 )
@@ -56,8 +58,11 @@ def _check_against_project(
     project_path: Path, env: str | None, pipeline: str, checks: Sequence[StreamCheck]
 ) -> None:
     namespaces = sorted({c.stream.namespace for c in checks}, key=lambda ns: ns or "")
+    specs = {spec.namespace: spec for c in checks for spec in state_specs(c.stream)}
     try:
-        compiled = compile_project(project_path, pipeline=pipeline, env=env, namespaces=namespaces)
+        compiled = compile_project(
+            project_path, pipeline=pipeline, env=env, namespaces=namespaces, specs=specs.values()
+        )
     except KedroStreamError as exc:
         for check in checks:
             check.problems.append(str(exc))
@@ -72,6 +77,7 @@ def _check_wiring(check: StreamCheck, compiled: CompiledNamespace) -> None:
     for step in (
         lambda: input_dataset(compiled.inputs, stream),
         lambda: check_published(compiled.outputs, stream),
+        lambda: check_states(compiled, stream),
     ):
         try:
             step()

@@ -9,6 +9,8 @@ from kedro_stream.config import StreamConfig
 from kedro_stream.errors import KedroStreamError
 from kedro_stream.serde import Codec
 from kedro_stream.service.encode import PublishedOutput
+from kedro_stream.session.compiler import CompiledNamespace
+from kedro_stream.session.specs import NamespaceSpec, short_name
 
 
 def input_dataset(inputs: Mapping[str, str], stream: StreamConfig) -> str:
@@ -40,10 +42,43 @@ def check_published(outputs: Mapping[str, str], stream: StreamConfig) -> None:
 
 
 def unpublished_outputs(outputs: Mapping[str, str], stream: StreamConfig) -> list[str]:
-    """Outputs the namespace computes that stream.yml neither publishes nor ignores: each run
-    computes them and throws them away, which a user who forgot one would never notice."""
+    """Outputs the namespace computes that stream.yml neither publishes, keeps as state, nor
+    ignores: each run computes them and throws them away, which a user who forgot one would
+    never notice."""
     _check_named_outputs(outputs, stream, stream.ignore_outputs, "ignores")
-    return sorted(set(outputs.values()) - set(stream.outputs) - set(stream.ignore_outputs))
+    kept = {*stream.outputs, *stream.ignore_outputs, *state_updates(stream)}
+    return sorted(set(outputs.values()) - kept)
+
+
+def state_updates(stream: StreamConfig) -> set[str]:
+    """The short names of the stream's state-updates outputs."""
+    return {short_name(spec.updates, stream.namespace) for spec in stream.state.values()}
+
+
+def check_states(compiled: CompiledNamespace, stream: StreamConfig) -> None:
+    """Each state of stream.yml is a state pair of the compiled namespace."""
+    if not stream.state:
+        return
+    pairs = {
+        short_name(spec.input, stream.namespace): short_name(spec.updates, stream.namespace)
+        for spec in stream.state.values()
+    }
+    compiled_pairs = dict(compiled.states)
+    for state_input, updates in pairs.items():
+        if compiled_pairs.get(state_input) != updates:
+            raise KedroStreamError(
+                f"stream.yml keeps state in {state_input!r} → {updates!r}, which namespace "
+                f"{stream.namespace!r} was not compiled with; its states: {compiled_pairs}"
+            )
+
+
+def state_specs(stream: StreamConfig) -> list[NamespaceSpec]:
+    """What stream.yml's ``state:`` tells the compiler: which input and output of the
+    namespace are state (the session injects one and returns the other on every run)."""
+    if not stream.state:
+        return []
+    pairs = {spec.input: spec.updates for spec in stream.state.values()}
+    return [NamespaceSpec(namespace=stream.namespace, states=pairs)]
 
 
 def unpublished_warning(unpublished: list[str], stream: StreamConfig) -> str:

@@ -55,3 +55,26 @@ def slow_echo(batch: pd.DataFrame, seconds: float, gate: str) -> pd.DataFrame:
 def not_a_table(batch: pd.DataFrame) -> int:
     """A node whose output cannot be published: the stream must apply its failure policy."""
     return len(batch)
+
+
+def tally(events: pd.DataFrame, activity: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Per event, its account's running count, total and gap since the previous event; and the
+    accounts' new rows. One batch or many give the same features (events in order per account)."""
+    rows = {row["account"]: row for row in activity.to_dict(orient="records")}
+    features = []
+    for event in events.to_dict(orient="records"):
+        account = event["account"]
+        row = rows.get(account) or {"account": account, "count": 0, "total": 0.0, "last": None}
+        gap = None if row["last"] is None else event["event_time"] - row["last"]
+        row = {
+            "account": account,
+            "count": row["count"] + 1,
+            "total": row["total"] + event["amount"],
+            "last": event["event_time"],
+        }
+        rows[account] = row
+        features.append({"id": event["id"], **row, "gap": gap})
+    touched = set(events["account"])
+    updates = [row for account, row in rows.items() if account in touched]
+    columns = ["account", "count", "total", "last"]
+    return pd.DataFrame(features), pd.DataFrame(updates, columns=columns)

@@ -38,8 +38,15 @@ def register_pipelines() -> dict[str, Pipeline]:
     wrong = pipeline(
         [node(nodes.not_a_table, "batch", "count", name="not_a_table")], namespace="wrong"
     )
+    # Per-key state: each account's running tally, kept between micro-batches.
+    tally = pipeline(
+        [node(nodes.tally, ["events", "activity"], ["features", "activity_updates"], name="tally")],
+        namespace="tally",
+        inputs={"events"},
+    )
     return {
         "__default__": scoring + templated + plain,
+        "tally": tally,
         "scoring": scoring,
         "slow": slow,
         "wrong": wrong,

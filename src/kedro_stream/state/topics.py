@@ -1,0 +1,64 @@
+"""Changelog topics: one partition per input partition, compacted, made at start if missing."""
+
+from __future__ import annotations
+
+import logging
+
+from confluent_kafka import KafkaException
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from kedro_stream.state.errors import StateError
+
+logger = logging.getLogger(__name__)
+#: How long topic metadata and topic creation may take at start.
+TOPICS_TIMEOUT_S = 15.0
+
+
+def ensure_changelogs(
+    admin: AdminClient, input_topic: str, changelogs: list[str], *, development_broker: bool
+) -> None:
+    """Each changelog topic exists with the input topic's partition count (creating missing
+    ones), or :class:`StateError` says what to create."""
+    topics = admin.list_topics(timeout=TOPICS_TIMEOUT_S).topics
+    if input_topic not in topics:
+        raise StateError(
+            f"input topic {input_topic!r} does not exist: a stateful stream needs its partition "
+            "count to lay out its changelogs; create it first"
+        )
+    partitions = len(topics[input_topic].partitions)
+    missing = [name for name in changelogs if name not in topics]
+    if missing:
+        _create(admin, missing, partitions, development_broker=development_broker)
+        topics = admin.list_topics(timeout=TOPICS_TIMEOUT_S).topics
+    for name in changelogs:
+        found = len(topics[name].partitions) if name in topics else 0
+        if found != partitions:
+            raise StateError(
+                f"changelog topic {name!r} has {found} partitions, input topic {input_topic!r} "
+                f"{partitions}: state is kept per input partition, so they must match (co-"
+                "partitioning); delete and recreate the changelog, or name another"
+            )
+
+
+def _create(
+    admin: AdminClient, names: list[str], partitions: int, *, development_broker: bool
+) -> None:
+    if development_broker:
+        # The development broker has no CreateTopics; asking for a topic's metadata creates it
+        # (with its fixed partition count, checked by the caller).
+        for name in names:
+            admin.list_topics(topic=name, timeout=TOPICS_TIMEOUT_S)
+        return
+    new = [
+        NewTopic(name, num_partitions=partitions, config={"cleanup.policy": "compact"})
+        for name in names
+    ]
+    for name, future in admin.create_topics(new, request_timeout=TOPICS_TIMEOUT_S).items():
+        try:
+            future.result()
+            logger.info("Created changelog topic %s (%d partitions, compacted)", name, partitions)
+        except KafkaException as exc:
+            raise StateError(
+                f"cannot create changelog topic {name!r}: {exc}; create it with {partitions} "
+                "partitions and cleanup.policy=compact"
+            ) from None

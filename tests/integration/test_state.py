@@ -1,0 +1,172 @@
+"""Per-key state against a broker: the features a stream publishes equal those of one batch over
+all events, whatever the micro-batch size, and a store rebuilt from its changelog goes on where
+the lost one stopped."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+import yaml
+from confluent_kafka import Producer
+
+from kedro_stream.service.app import consume, load_config
+from kedro_stream.testing.brokers import create_topic
+from tests.kafka_helpers import read_topic
+
+pytestmark = pytest.mark.integration
+PARTITIONS = 8
+ACCOUNTS = 24
+
+
+def events(count: int, start: int = 0) -> list[dict[str, Any]]:
+    """Events in event-time order per account, amounts with many decimals."""
+    return [
+        {
+            "id": i,
+            "account": f"acct-{(i * 7) % ACCOUNTS}",
+            "amount": round(1.0 + (i % 13) * 0.37 + i / 7, 6),
+            "event_time": 1_700_000_000 + i * 11,
+        }
+        for i in range(start, start + count)
+    ]
+
+
+def produce_keyed(bootstrap: str, topic: str, rows: list[dict[str, Any]]) -> None:
+    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5})
+    for row in rows:
+        producer.produce(topic, json.dumps(row).encode(), row["account"].encode())
+    assert producer.flush(30) == 0
+
+
+def batch_features(rows: list[dict[str, Any]]) -> dict[int, dict[str, Any]]:
+    """What `kedro run` computes: the whole history as one batch, from an empty state."""
+    from mini_project.nodes import tally
+
+    empty = pd.DataFrame(columns=["account", "count", "total", "last"])
+    features, _ = tally(pd.DataFrame(rows), empty)
+    return {row["id"]: row for row in features.to_dict(orient="records")}
+
+
+def write_stream(project: Path, topic: str, group: str, features: str, **extra: Any) -> None:
+    stream = {
+        "namespace": "tally",
+        "pipeline": "tally",
+        "group_id": group,
+        "input": {"topics": [topic], "dataset": "events"},
+        "outputs": {"features": {"topic": features, "key": "account"}},
+        "state": {
+            "activity": {"input": "activity", "updates": "activity_updates", "key": "account"}
+        },
+        "batch": {"max_wait_ms": 50},
+        **extra,
+    }
+    consumer = {"fetch.wait.max.ms": 20, "session.timeout.ms": 6000}
+    config = {"kafka": {"consumer": consumer}, "streams": {"tally": stream}}
+    (project / "conf" / "base" / "stream.yml").write_text(yaml.safe_dump(config))
+
+
+def run(project: Path, topic: str, bootstrap: str, **limits: Any) -> Any:
+    kafka, stream, _ = load_config(
+        project, env=None, topic=topic, namespace=None, overrides={}, bootstrap_servers=bootstrap
+    )
+    return consume(project, kafka, stream, env=None, **limits)
+
+
+def published(bootstrap: str, topic: str, expect: int) -> dict[int, dict[str, Any]]:
+    found: dict[int, dict[str, Any]] = {}
+    for message in read_topic(bootstrap, topic, expect=expect, timeout_s=60):
+        row = json.loads(message.value())
+        found[row["id"]] = row  # a repeat (at-least-once) must carry the same features
+    return found
+
+
+def assert_same_features(
+    stream: dict[int, dict[str, Any]], batch: dict[int, dict[str, Any]]
+) -> None:
+    assert stream.keys() == batch.keys()
+    for event_id, expected in batch.items():
+        got = stream[event_id]
+        assert got["count"] == expected["count"], event_id
+        assert got["total"] == pytest.approx(expected["total"], abs=1e-9), event_id
+        expected_gap = None if pd.isna(expected["gap"]) else expected["gap"]
+        assert got["gap"] == expected_gap, event_id
+
+
+def new_stream(kafka_broker: Any, project: Path, label: str, topic: str) -> tuple[str, str]:
+    """A group of its own, with its changelog laid out like the input, and its features topic."""
+    group = f"tally-{label}-{uuid.uuid4().hex[:6]}"
+    create_topic(kafka_broker, f"{group}-activity-changelog", PARTITIONS)
+    return group, f"features-{group}"
+
+
+@pytest.mark.parametrize("batch_size", [1, 7, 1000])
+def test_stream_features_equal_the_batch_computation(
+    kafka_broker: Any, mini_project: Path, batch_size: int
+) -> None:
+    bootstrap = kafka_broker.bootstrap_servers
+    topic = f"events-{uuid.uuid4().hex[:6]}"
+    create_topic(kafka_broker, topic, PARTITIONS)
+    rows = events(1500)  # more than one batch of the largest size
+    produce_keyed(bootstrap, topic, rows)
+    group, features = new_stream(kafka_broker, mini_project, f"b{batch_size}", topic)
+    write_stream(
+        mini_project, topic, group, features, batch={"max_size": batch_size, "max_wait_ms": 50}
+    )
+
+    progress = run(mini_project, topic, bootstrap, max_messages=len(rows), idle_timeout_s=30)
+
+    assert progress.records == len(rows)
+    assert_same_features(published(bootstrap, features, len(rows)), batch_features(rows))
+
+
+def test_a_lost_store_is_rebuilt_from_its_changelog(kafka_broker: Any, mini_project: Path) -> None:
+    """Half the events, then the local stores are deleted (a new machine), then the rest: the
+    second half's features still count the first half's events."""
+    bootstrap = kafka_broker.bootstrap_servers
+    topic = f"events-{uuid.uuid4().hex[:6]}"
+    create_topic(kafka_broker, topic, PARTITIONS)
+    rows = events(600)
+    group, features = new_stream(kafka_broker, mini_project, "restore", topic)
+    write_stream(mini_project, topic, group, features)
+
+    produce_keyed(bootstrap, topic, rows[:300])
+    run(mini_project, topic, bootstrap, max_messages=300, idle_timeout_s=30)
+    shutil.rmtree(mini_project / "data" / "state")
+    produce_keyed(bootstrap, topic, rows[300:500])
+    run(mini_project, topic, bootstrap, max_messages=200, idle_timeout_s=30)
+    produce_keyed(bootstrap, topic, rows[500:])  # the stores survived this time: caught up
+    run(mini_project, topic, bootstrap, max_messages=100, idle_timeout_s=30)
+
+    assert_same_features(published(bootstrap, features, len(rows)), batch_features(rows))
+
+
+def test_a_record_keyed_by_another_key_is_dead_lettered(
+    kafka_broker: Any, mini_project: Path
+) -> None:
+    bootstrap = kafka_broker.bootstrap_servers
+    topic = f"events-{uuid.uuid4().hex[:6]}"
+    create_topic(kafka_broker, topic, PARTITIONS)
+    group, features = new_stream(kafka_broker, mini_project, "keys", topic)
+    write_stream(mini_project, topic, group, features, on_failure="stop")
+    good, wrong = events(2)
+    producer = Producer({"bootstrap.servers": bootstrap})
+    producer.produce(topic, json.dumps(good).encode(), good["account"].encode())
+    producer.produce(topic, json.dumps(wrong).encode(), b"acct-somebody-else")
+    assert producer.flush(10) == 0
+
+    progress = run(mini_project, topic, bootstrap, max_messages=2, idle_timeout_s=30)
+
+    assert (progress.records, progress.produced, progress.dead_lettered) == (2, 1, 1)
+    [dead] = read_topic(bootstrap, f"{topic}.dlq", expect=1)
+    headers = {k: v.decode() for k, v in dead.headers() or []}
+    assert headers["kedro-stream.error.class"] == "KeyMismatch"
+    assert (
+        "state key 'account' is 'acct-7' but the message key is 'acct-somebody-else'"
+        in (headers["kedro-stream.error.message"])
+    )
