@@ -16,8 +16,11 @@ import yaml
 from confluent_kafka import Producer
 
 from kedro_stream.service.app import consume, load_config
+from kedro_stream.service.loop import StreamStopped
+from kedro_stream.state.changelog import AS_OF
+from kedro_stream.state.errors import CorruptChangelog, StateError
 from kedro_stream.testing.brokers import create_topic
-from tests.kafka_helpers import read_topic
+from tests.kafka_helpers import committed, read_topic
 
 pytestmark = pytest.mark.integration
 PARTITIONS = 8
@@ -56,7 +59,7 @@ def batch_features(rows: list[dict[str, Any]]) -> dict[int, dict[str, Any]]:
 def write_stream(project: Path, topic: str, group: str, features: str, **extra: Any) -> None:
     stream = {
         "namespace": "tally",
-        "pipeline": "tally",
+        "pipeline": extra.pop("pipeline", "tally"),
         "group_id": group,
         "input": {"topics": [topic], "dataset": "events"},
         "outputs": {"features": {"topic": features, "key": "account"}},
@@ -78,9 +81,11 @@ def run(project: Path, topic: str, bootstrap: str, **limits: Any) -> Any:
     return consume(project, kafka, stream, env=None, **limits)
 
 
-def published(bootstrap: str, topic: str, expect: int) -> dict[int, dict[str, Any]]:
+def published(
+    bootstrap: str, topic: str, expect: int, isolation: str = "read_uncommitted"
+) -> dict[int, dict[str, Any]]:
     found: dict[int, dict[str, Any]] = {}
-    for message in read_topic(bootstrap, topic, expect=expect, timeout_s=60):
+    for message in read_topic(bootstrap, topic, expect=expect, timeout_s=60, isolation=isolation):
         row = json.loads(message.value())
         found[row["id"]] = row  # a repeat (at-least-once) must carry the same features
     return found
@@ -170,3 +175,84 @@ def test_a_record_keyed_by_another_key_is_dead_lettered(
         "state key 'account' is 'acct-7' but the message key is 'acct-somebody-else'"
         in (headers["kedro-stream.error.message"])
     )
+
+
+def test_updates_for_a_key_outside_the_batch_stop_the_stream(
+    kafka_broker: Any, mini_project: Path
+) -> None:
+    """A node that writes another key's row: the batch fails at once, naming the dataset and the
+    key, and nothing is committed (the batch is there again after a fix)."""
+    bootstrap = kafka_broker.bootstrap_servers
+    topic = f"events-{uuid.uuid4().hex[:6]}"
+    create_topic(kafka_broker, topic, PARTITIONS)
+    group, features = new_stream(kafka_broker, mini_project, "bad", topic)
+    write_stream(mini_project, topic, group, features, pipeline="tally_bad", on_failure="stop")
+    produce_keyed(bootstrap, topic, events(3))
+
+    with pytest.raises(StreamStopped) as stopped:
+        run(mini_project, topic, bootstrap, max_messages=3, idle_timeout_s=30)
+
+    message = str(stopped.value)
+    assert "failed at stage state" in message
+    assert (
+        "'activity_updates': a row for key 'somebody-else', which no record of the batch has"
+        in (message)
+    )
+    assert committed(bootstrap, group, topic) == {}
+
+
+def test_a_corrupt_changelog_record_stops_the_restore(
+    kafka_broker: Any, mini_project: Path
+) -> None:
+    """Never skipped silently: the service stops, naming the record, before any batch runs."""
+    bootstrap = kafka_broker.bootstrap_servers
+    topic = f"events-{uuid.uuid4().hex[:6]}"
+    create_topic(kafka_broker, topic, PARTITIONS)
+    group, features = new_stream(kafka_broker, mini_project, "corrupt", topic)
+    write_stream(mini_project, topic, group, features)
+    rows = events(40)
+    produce_keyed(bootstrap, topic, rows)
+    run(mini_project, topic, bootstrap, max_messages=len(rows), idle_timeout_s=30)
+    changelog = f"{group}-activity-changelog"
+    producer = Producer({"bootstrap.servers": bootstrap})
+    producer.produce(changelog, b"{not a row", b"acct-7", partition=3, headers=[(AS_OF, b"1")])
+    assert producer.flush(10) == 0
+    shutil.rmtree(mini_project / "data" / "state")  # a new machine: restores from the start
+
+    with pytest.raises(CorruptChangelog, match=rf"changelog {changelog}\[3\] offset \d+, key"):
+        run(mini_project, topic, bootstrap, idle_timeout_s=10)
+
+
+def test_a_state_dir_that_cannot_be_written_fails_at_boot(
+    kafka_broker: Any, mini_project: Path
+) -> None:
+    (mini_project / "taken").write_text("a file where the state directory should be")
+    topic = f"events-{uuid.uuid4().hex[:6]}"
+    group, features = new_stream(kafka_broker, mini_project, "dir", topic)
+    write_stream(mini_project, topic, group, features, state_dir="taken/state")
+
+    with pytest.raises(StateError, match=r"state_dir .*taken/state/.* cannot be written"):
+        run(mini_project, topic, kafka_broker.bootstrap_servers, idle_timeout_s=5)
+
+
+@pytest.mark.unsupported_broker(
+    "embedded", "the librdkafka mock stores no offsets sent with send_offsets_to_transaction"
+)
+def test_exactly_once_state_goes_on_after_a_lost_store(
+    kafka_broker: Any, mini_project: Path
+) -> None:
+    """Under exactly-once the changelog records are in the batch's transaction."""
+    bootstrap = kafka_broker.bootstrap_servers
+    topic = f"events-{uuid.uuid4().hex[:6]}"
+    create_topic(kafka_broker, topic, PARTITIONS)
+    rows = events(300)
+    group, features = new_stream(kafka_broker, mini_project, "eos", topic)
+    write_stream(mini_project, topic, group, features, guarantee="exactly-once")
+    produce_keyed(bootstrap, topic, rows[:150])
+    run(mini_project, topic, bootstrap, max_messages=150, idle_timeout_s=30)
+    shutil.rmtree(mini_project / "data" / "state")
+    produce_keyed(bootstrap, topic, rows[150:])
+    run(mini_project, topic, bootstrap, max_messages=150, idle_timeout_s=30)
+
+    found = published(bootstrap, features, len(rows), isolation="read_committed")
+    assert_same_features(found, batch_features(rows))

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -212,3 +213,84 @@ def test_state_survives_ten_sigkills_with_no_update_counted_twice(
         assert state.keys() == final.keys(), label
         bad = [a for a, row in final.items() if not same_row(state[a], row)]
         assert not bad, f"state {label}: {len(bad)} accounts differ, e.g. {bad[:3]}"
+
+
+@pytest.mark.timeout(600)
+def test_a_survivor_restores_the_partitions_of_a_killed_member(
+    kafka_broker: Any, mini_project: Path
+) -> None:
+    """Two instances in one group, each with a disk of its own (environments ``a`` and ``b``);
+    one is SIGKILLed mid-stream. The survivor restores its partitions from the changelog, and
+    every feature still equals the batch computation."""
+    run = uuid.uuid4().hex[:6]
+    names = {
+        "input": f"handover-events-{run}",
+        "features": f"handover-features-{run}",
+        "group": f"handover-group-{run}",
+    }
+    names["changelog"] = f"{names['group']}-activity-changelog"
+    bootstrap = kafka_broker.bootstrap_servers
+    for topic in ("input", "features", "changelog"):
+        create_topic(kafka_broker, names[topic], PARTITIONS)
+    configure(mini_project, names)
+    base = yaml.safe_load((mini_project / "conf" / "base" / "stream.yml").read_text())
+    for env in ("a", "b"):
+        (mini_project / "conf" / env).mkdir()
+        base["streams"]["tally"]["state_dir"] = f"data/state-{env}"
+        (mini_project / "conf" / env / "stream.yml").write_text(yaml.safe_dump(base))
+    rows = [event(i) for i in range(20_000)]
+    features, final = expected(rows)
+    produce(bootstrap, names["input"], rows[:10_000])
+
+    def start(env: str, log: Path) -> subprocess.Popen[bytes]:
+        command = [KEDRO, "stream", "consume", "--topic", names["input"], "--env", env]
+        command += ["--bootstrap-servers", bootstrap, "--idle-timeout-s", "10"]
+        return subprocess.Popen(
+            command, cwd=mini_project, env=ENV, stdout=subprocess.DEVNULL, stderr=log.open("wb")
+        )
+
+    doomed_log, survivor_log = mini_project / "a.log", mini_project / "b.log"
+    doomed = start("a", doomed_log)
+    survivor = start("b", survivor_log)
+    try:
+        wait_until(
+            lambda: all(
+                f"Assigned {names['input']}[" in log.read_text()
+                for log in (doomed_log, survivor_log)
+            ),
+            90,
+            "partitions for both members",
+        )
+        before = progress(bootstrap, names)
+        wait_until(lambda: progress(bootstrap, names) > before + 2_000, 90, "both at work")
+    finally:
+        doomed.send_signal(signal.SIGKILL)
+        doomed.wait(timeout=10)
+    produce(bootstrap, names["input"], rows[10_000:])
+    assert survivor.wait(timeout=300) == 0, survivor_log.read_text()[-2000:]
+    assert progress(bootstrap, names) == len(rows)
+
+    log = " ".join(survivor_log.read_text().split())
+    restored = re.findall(r"Restored state activity of \S+ in [\d.]+ s: (\d+) changelog", log)
+    assert any(int(n) > 0 for n in restored), "the survivor restored nothing from the changelog"
+    published = read_topic(bootstrap, names["features"], expect=None, timeout_s=60)
+    wrong = [
+        row
+        for row in (json.loads(m.value()) for m in published)
+        if not same_row(row, features[row["id"]])
+    ]
+    assert not wrong, f"{len(wrong)} feature rows differ, e.g. {wrong[:2]}"
+    assert {json.loads(m.value())["id"] for m in published} == set(features)
+    stores = [
+        PartitionStore(path)
+        for path in sorted(
+            (mini_project / "data" / "state-b" / names["group"] / "activity").iterdir()
+        )
+    ]
+    try:
+        held = rows_of(stores)
+    finally:
+        for store in stores:
+            store.close()
+    assert held.keys() == final.keys()
+    assert all(same_row(held[a], row) for a, row in final.items())

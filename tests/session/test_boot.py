@@ -223,7 +223,7 @@ def test_boot_errors(mini_project: Path) -> None:
         boot_project(mini_project, namespaces=["scorin"])
     with pytest.raises(
         UnknownNamespaceError,
-        match=r"pipelines: '__default__', 'scoring', 'slow', 'tally', 'wrong'",
+        match=r"pipelines: '__default__', 'scoring', 'slow', 'tally', 'tally_bad', 'wrong'",
     ):
         boot_project(mini_project, pipeline="missing")
     with pytest.raises(

@@ -78,3 +78,11 @@ def tally(events: pd.DataFrame, activity: pd.DataFrame) -> tuple[pd.DataFrame, p
     updates = [row for account, row in rows.items() if account in touched]
     columns = ["account", "count", "total", "last"]
     return pd.DataFrame(features), pd.DataFrame(updates, columns=columns)
+
+
+def tally_elsewhere(
+    events: pd.DataFrame, activity: pd.DataFrame
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """A bug: an update for a key that is not in the batch."""
+    features, updates = tally(events, activity)
+    return features, updates.assign(account="somebody-else")

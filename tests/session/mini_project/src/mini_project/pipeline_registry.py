@@ -44,9 +44,22 @@ def register_pipelines() -> dict[str, Pipeline]:
         namespace="tally",
         inputs={"events"},
     )
+    tally_bad = pipeline(
+        [
+            node(
+                nodes.tally_elsewhere,
+                ["events", "activity"],
+                ["features", "activity_updates"],
+                name="tally_elsewhere",
+            )
+        ],
+        namespace="tally",
+        inputs={"events"},
+    )
     return {
         "__default__": scoring + templated + plain,
         "tally": tally,
+        "tally_bad": tally_bad,
         "scoring": scoring,
         "slow": slow,
         "wrong": wrong,
