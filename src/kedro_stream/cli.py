@@ -219,7 +219,7 @@ def consume_(
             max_messages=max_messages,
             idle_timeout_s=idle_timeout_s,
             metrics=metrics,
-            on_ready=_print_endpoints,
+            on_ready=lambda port: _print_endpoints(metrics.host, port),
         )
     except (KedroStreamError, KafkaException) as exc:
         raise click.ClickException(one_line_message(exc)) from exc
@@ -231,10 +231,11 @@ def consume_(
     )
 
 
-def _print_endpoints(port: int) -> None:
+def _print_endpoints(host: str, port: int) -> None:
     """One ``name=URL`` line per endpoint, on stdout: what scripts and people look for."""
+    reachable = "127.0.0.1" if host == "0.0.0.0" else host  # every interface: loopback too
     for path in PATHS:
-        click.echo(f"{path.lstrip('/')}=http://127.0.0.1:{port}{path}")
+        click.echo(f"{path.lstrip('/')}=http://{reachable}:{port}{path}")
 
 
 @stream.command("produce")

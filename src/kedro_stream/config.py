@@ -292,9 +292,35 @@ class StreamConfig(_Strict):
         return {self.input.format, *(spec.format for spec in self.outputs.values())}
 
 
+class StateQueriesConfig(_Strict):
+    """``GET /state/<name>/<key>`` on the metrics port. State is business data and the port is
+    often reachable from outside, so it is off by default and always wants a bearer token."""
+
+    enabled: bool = False
+    credentials: str | None = None  # a key of credentials.yml holding ``token``
+    # The token from credentials.yml: private, so no dump, repr or log shows it.
+    _token: SecretStr | None = PrivateAttr(default=None)
+
+    @property
+    def token(self) -> SecretStr | None:
+        """The bearer token; set by :func:`parse_stream_file` when the endpoint is on."""
+        return self._token
+
+    @model_validator(mode="after")
+    def _enabled_needs_credentials(self) -> StateQueriesConfig:
+        if self.enabled and self.credentials is None:
+            raise ValueError(
+                "enabled state queries need credentials: a key of credentials.yml holding the "
+                "bearer token as `token`"
+            )
+        return self
+
+
 class MetricsConfig(_Strict):
     port: int | None = Field(default=None, ge=0, le=65535)  # /metrics, /healthz, /readyz
+    host: str = Field(default="0.0.0.0", min_length=1)  # every interface: scraped from outside
     lag_interval_s: PositiveFloat = 5.0  # how often consumer lag is read from the broker
+    state_queries: StateQueriesConfig = Field(default_factory=StateQueriesConfig)
 
 
 class StreamFile(_Strict):
@@ -334,6 +360,9 @@ def parse_stream_file(raw: Mapping[str, Any], credentials: Mapping[str, Any]) ->
         registry._secrets = _secrets(
             credentials, registry.credentials, "kafka.schema_registry.credentials"
         )
+    queries = parsed.metrics.state_queries
+    if queries.enabled and queries.credentials is not None:
+        queries._token = _token(credentials, queries.credentials)
     return parsed
 
 
@@ -341,6 +370,16 @@ def _secrets(credentials: Mapping[str, Any], name: str, key: str) -> dict[str, S
     if name not in credentials:
         raise ConfigError(f"stream.yml {key} is {name!r}, which credentials.yml does not define")
     return {k: SecretStr(str(v)) for k, v in credentials[name].items()}
+
+
+def _token(credentials: Mapping[str, Any], name: str) -> SecretStr:
+    key = "metrics.state_queries.credentials"
+    token = _secrets(credentials, name, key).get("token")
+    if token is None or not token.get_secret_value():
+        raise ConfigError(
+            f"stream.yml {key} is {name!r}, whose entry in credentials.yml has no token"
+        )
+    return token
 
 
 def check_environment(conf_source: Path, env: str | None) -> None:

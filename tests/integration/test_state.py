@@ -4,8 +4,13 @@ the lost one stopped."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import shutil
+import threading
+import urllib.error
+import urllib.request
 import uuid
 from pathlib import Path
 from typing import Any
@@ -20,7 +25,7 @@ from kedro_stream.service.loop import StreamStopped
 from kedro_stream.state.changelog import AS_OF
 from kedro_stream.state.errors import CorruptChangelog, StateError
 from kedro_stream.testing.brokers import create_topic
-from tests.kafka_helpers import committed, read_topic
+from tests.kafka_helpers import committed, read_topic, wait_until
 
 pytestmark = pytest.mark.integration
 PARTITIONS = 8
@@ -256,3 +261,100 @@ def test_exactly_once_state_goes_on_after_a_lost_store(
 
     found = published(bootstrap, features, len(rows), isolation="read_committed")
     assert_same_features(found, batch_features(rows))
+
+
+def http_get(url: str, token: str | None = None) -> tuple[int, bytes]:
+    headers = {} if token is None else {"Authorization": f"Bearer {token}"}
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=5) as r:
+            return r.status, r.read()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read()
+
+
+def test_a_key_s_row_is_queried_over_http(
+    kafka_broker: Any, mini_project: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """/state/activity/<account> answers the account's committed row, to holders of the token;
+    the token reaches neither the logs nor /metrics."""
+    token = "t0k3n-" + uuid.uuid4().hex
+    bootstrap = kafka_broker.bootstrap_servers
+    topic = f"events-{uuid.uuid4().hex[:6]}"
+    create_topic(kafka_broker, topic, PARTITIONS)
+    group, features = new_stream(kafka_broker, mini_project, "query", topic)
+    write_stream(mini_project, topic, group, features)
+    stream_yml = mini_project / "conf" / "base" / "stream.yml"
+    config = yaml.safe_load(stream_yml.read_text())
+    queries = {"enabled": True, "credentials": "state_queries"}
+    config["metrics"] = {"port": 0, "host": "127.0.0.1", "state_queries": queries}
+    stream_yml.write_text(yaml.safe_dump(config))
+    credentials = {"state_queries": {"token": token}}
+    (mini_project / "conf" / "local" / "credentials.yml").write_text(yaml.safe_dump(credentials))
+    rows = events(ACCOUNTS + 1)  # acct-0 has two events: 0 and ACCOUNTS
+    produce_keyed(bootstrap, topic, rows)
+    seen: dict[str, tuple[int, bytes]] = {}
+    asking: list[threading.Thread] = []
+
+    def query(port: int) -> None:
+        """Runs beside the loop: waits for acct-0's second event to be committed, asks, then
+        produces one more event, the last one the stream waits for."""
+        base = f"http://127.0.0.1:{port}"
+        # Kedro's logging setup at boot dropped caplog's handler and set levels: every line
+        # logged while requests are served is captured again, at DEBUG.
+        logging.getLogger().addHandler(caplog.handler)
+        for name in ("", "kedro", "kedro_stream"):
+            caplog.set_level(logging.DEBUG, logger=name)
+
+        def counted_twice() -> bool:
+            seen["row"] = http_get(f"{base}/state/activity/acct-0", token)
+            return seen["row"][0] == 200 and json.loads(seen["row"][1])["count"] == 2
+
+        def ask() -> None:
+            try:
+                with contextlib.suppress(AssertionError):  # what was seen is asserted below
+                    wait_until(counted_twice, 20, "acct-0's second event")  # < idle timeout
+                seen["no token"] = http_get(f"{base}/state/activity/acct-0")
+                seen["unknown key"] = http_get(f"{base}/state/activity/acct-none", token)
+                seen["metrics"] = http_get(f"{base}/metrics")
+            finally:
+                produce_keyed(bootstrap, topic, events(1, start=len(rows)))
+
+        asking.append(threading.Thread(target=ask, name="query", daemon=True))
+        asking[0].start()
+
+    kafka, stream, metrics = load_config(
+        mini_project,
+        env=None,
+        topic=topic,
+        namespace=None,
+        overrides={},
+        bootstrap_servers=bootstrap,
+    )
+    try:
+        progress = consume(
+            mini_project,
+            kafka,
+            stream,
+            env=None,
+            max_messages=len(rows) + 1,
+            idle_timeout_s=30,
+            metrics=metrics,
+            on_ready=query,
+        )
+    finally:
+        logging.getLogger().removeHandler(caplog.handler)
+    for thread in asking:
+        thread.join(timeout=10)
+
+    assert progress.records == len(rows) + 1
+    status, body = seen["row"]
+    assert status == 200, body
+    row = json.loads(body)
+    assert (row["account"], row["count"], row["last"]) == ("acct-0", 2, rows[-1]["event_time"])
+    assert row["total"] == pytest.approx(rows[0]["amount"] + rows[-1]["amount"])
+    assert seen["no token"][0] == 401
+    assert seen["unknown key"][0] == 404
+    assert seen["metrics"][0] == 200 and b"kedro_stream_state_keys" in seen["metrics"][1]
+    assert "Restored state activity" in caplog.text  # the logs were captured ...
+    assert token not in caplog.text  # ... and hold no token
+    assert token.encode() not in seen["metrics"][1]

@@ -21,7 +21,7 @@ from kedro_stream.config import (
     select_stream,
 )
 from kedro_stream.kafka.clients import consumer_config, make_consumer, make_producer
-from kedro_stream.metrics.http import MetricsServer
+from kedro_stream.metrics.http import MetricsServer, StateQueries
 from kedro_stream.metrics.lag import LagRefresher
 from kedro_stream.service.codecs import check_schemas
 from kedro_stream.service.loop import Progress, StreamService
@@ -80,8 +80,9 @@ def consume(
 ) -> Progress:
     """Boot the stream's namespace and run the loop until stopped, idle or done.
 
-    With ``metrics.port`` set, ``/metrics``, ``/healthz`` and ``/readyz`` are served there (port
-    0 picks a free one, passed to ``on_ready``) and consumer lag is refreshed in the background.
+    With ``metrics.port`` set, ``/metrics``, ``/healthz`` and ``/readyz`` (and ``/state`` if
+    ``metrics.state_queries`` is on) are served there (port 0 picks a free one, passed to
+    ``on_ready``) and consumer lag is refreshed in the background.
     """
     check_schemas(stream, project_path)  # before boot: a path typo fails in a second
     session = boot_project(
@@ -134,15 +135,23 @@ def _observed(
         lambda: set(service.owned),
         interval_s=config.lag_interval_s,
     )
+    token = config.state_queries.token
     server = MetricsServer(
         service.metrics.registry,
         port=config.port,
+        host=config.host,
         healthy=lambda: _healthy(service, stream),
         ready=lambda: _ready(service, stream),
+        state_queries=None if token is None else StateQueries(service.state_row, token),
     )
     lag.start()
     server.start()
-    logger.info("Serving /metrics, /healthz and /readyz on port %d", server.port)
+    logger.info(
+        "Serving /metrics, /healthz and /readyz%s on %s port %d",
+        "" if token is None else " and /state (bearer token)",
+        config.host,
+        server.port,
+    )
     on_ready(server.port)
     try:
         yield

@@ -164,6 +164,11 @@ class StreamService:
         """A state store is being caught up with its changelog (not ready, but alive)."""
         return self._state is not None and self._state.restoring
 
+    def state_row(self, name: str, key: str) -> bytes | None:
+        """``key``'s current row (JSON) in state ``name``, for /state queries: ``None`` when the
+        stream has no such state or this member does not own the key's partition."""
+        return None if self._state is None else self._state.row(name, key)
+
     def stop(self) -> None:
         """Finish the current batch, commit, then return from :meth:`run` (signal-safe)."""
         self._stop.set()

@@ -10,6 +10,7 @@ state only, and a crash before it is written is caught up from the changelog.
 from __future__ import annotations
 
 import logging
+import threading
 from collections import defaultdict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -73,6 +74,9 @@ class StreamState:
         self._restore_consumer_factory = restore_consumer
         self._restore_consumer: Consumer | None = None
         self._stores: dict[tuple[str, int], PartitionStore] = {}
+        # Held by /state queries (another thread) while they read, and here while a store is
+        # taken out of _stores: no query reads a store being closed.
+        self._stores_lock = threading.Lock()
         self._counts: dict[tuple[str, int], int] = {}
         self._held: dict[str, set[str]] = {}  # per state, the batch's keys that have a row
         self.restoring = False  # read by /readyz
@@ -126,7 +130,8 @@ class StreamState:
             if tp.topic != self._topic:
                 continue
             for name, spec in self._states.items():
-                store = self._stores.pop((name, tp.partition), None)
+                with self._stores_lock:
+                    store = self._stores.pop((name, tp.partition), None)
                 if store is None:
                     continue
                 if checkpoint:
@@ -196,12 +201,14 @@ class StreamState:
             )
 
     def row(self, name: str, key: str) -> bytes | None:
-        """The current row of ``key`` in state ``name``, if this member owns its partition."""
-        for (state, _), store in list(self._stores.items()):
-            if state == name:
-                found = store.get([key]).get(key)
-                if found is not None and found[1] is not None:
-                    return found[1]
+        """The current row of ``key`` in state ``name``, if this member owns its partition.
+        Thread-safe: /state queries call it from the metrics server."""
+        with self._stores_lock:
+            for (state, _), store in self._stores.items():
+                if state == name:
+                    found = store.get([key]).get(key)
+                    if found is not None and found[1] is not None:
+                        return found[1]
         return None
 
     def _store(self, name: str, partition: int) -> PartitionStore:
@@ -218,14 +225,16 @@ class StreamState:
         committed: Mapping[int, int | None],
     ) -> None:
         for partition in partitions:  # assigned again without a revoke: reopen
-            stale = self._stores.pop((name, partition), None)
+            with self._stores_lock:
+                stale = self._stores.pop((name, partition), None)
             if stale is not None:
                 stale.close()
         stores = {p: PartitionStore(self._root / name / f"{self._topic}-{p}") for p in partitions}
         done = restore(stores, self._consumer(), spec.changelog_topic, committed)
         labels = (self._group, name)
         for partition, store in stores.items():
-            self._stores[(name, partition)] = store
+            with self._stores_lock:
+                self._stores[(name, partition)] = store
             count = store.count()
             self._counts[(name, partition)] = count
             self._metrics.state_keys.labels(*labels, self._topic, str(partition)).set(count)
