@@ -55,6 +55,9 @@ def restore_consumer_config(kafka: KafkaConfig, stream: StreamConfig) -> dict[st
         "enable.auto.commit": False,
         "enable.partition.eof": True,  # the end of a changelog partition is an event
         "auto.offset.reset": "earliest",
+        # Whole partitions are read back: large fetches, and no wait for more once data is in.
+        "fetch.wait.max.ms": 10,
+        "max.partition.fetch.bytes": 8 << 20,
     }
     if stream.guarantee is Guarantee.EXACTLY_ONCE:
         config["isolation.level"] = "read_committed"

@@ -7,6 +7,7 @@ offset the row accounts for (see :mod:`kedro_stream.state`).
 
 from __future__ import annotations
 
+import orjson
 from confluent_kafka import Message
 
 from kedro_stream.serde import DecodeError
@@ -29,26 +30,38 @@ def changelog_record(topic: str, partition: int, change: Change, as_of: int) -> 
 
 
 def parse(message: Message) -> Entry:
-    """(key, as_of, row) of a changelog record; :class:`CorruptChangelog` for anything else."""
+    """(key, as_of, row) of a changelog record; :class:`CorruptChangelog` for anything else.
+
+    One try block on the way every good record takes (a restore reads millions);
+    :func:`_diagnose` says what is wrong with a bad one."""
+    value = message.value()
+    try:
+        key = message.key().decode()  # type: ignore[union-attr]
+        headers = message.headers()
+        # Ours carry one header; a record that passed through other tools may carry more.
+        first, position = headers[0]  # type: ignore[index]
+        as_of = int(position if first == AS_OF else next(v for k, v in headers if k == AS_OF))  # type: ignore[union-attr]
+        if value is not None and type(orjson.loads(value)) is not dict:
+            raise ValueError("not an object")
+    except (AttributeError, TypeError, IndexError, StopIteration, ValueError, UnicodeDecodeError):
+        raise CorruptChangelog(_diagnose(message)) from None
+    return key, as_of, value
+
+
+def _diagnose(message: Message) -> str:
     where = f"changelog {message.topic()}[{message.partition()}] offset {message.offset()}"
     key = message.key()
     if key is None:
-        raise CorruptChangelog(f"{where}: no key")
+        return f"{where}: no key"
     try:
         text = key.decode()
     except UnicodeDecodeError:
-        raise CorruptChangelog(f"{where}: a key that is not UTF-8") from None
+        return f"{where}: a key that is not UTF-8"
     as_of = next((v for k, v in message.headers() or [] if k == AS_OF), None)
+    if as_of is None or not as_of.strip().lstrip(b"-").isdigit():
+        return f"{where}, key {text!r}: no integer {AS_OF} header"
     try:
-        position = int(as_of) if as_of is not None else None
-    except ValueError:
-        position = None
-    if position is None:
-        raise CorruptChangelog(f"{where}, key {text!r}: no integer {AS_OF} header")
-    value = message.value()
-    if value is not None:
-        try:
-            decode_row(value)
-        except DecodeError as exc:
-            raise CorruptChangelog(f"{where}, key {text!r}: not a state row ({exc})") from None
-    return text, position, value
+        decode_row(message.value() or b"")
+    except DecodeError as exc:
+        return f"{where}, key {text!r}: not a state row ({exc})"
+    return f"{where}, key {text!r}: not a state row"

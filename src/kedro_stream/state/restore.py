@@ -21,7 +21,7 @@ from kedro_stream.state.errors import StateError
 from kedro_stream.state.store import Entry, PartitionStore
 
 #: Records read per ``consume`` call, and the longest wait of one call.
-_CHUNK = 10_000
+_CHUNK = 100_000
 _POLL_S = 0.2
 #: A restore that reads nothing for this long, before reaching the end, fails.
 RESTORE_STALL_S = 60.0
