@@ -355,6 +355,8 @@ def test_a_key_s_row_is_queried_over_http(
     assert seen["no token"][0] == 401
     assert seen["unknown key"][0] == 404
     assert seen["metrics"][0] == 200 and b"kedro_stream_state_keys" in seen["metrics"][1]
+    for series in (b"state_restore_duration_seconds_count", b"state_restored_records_total"):
+        assert b"kedro_stream_" + series in seen["metrics"][1]
     assert "Restored state activity" in caplog.text  # the logs were captured ...
     assert token not in caplog.text  # ... and hold no token
     assert token.encode() not in seen["metrics"][1]
