@@ -115,6 +115,17 @@ def new_stream(kafka_broker: Any, project: Path, label: str, topic: str) -> tupl
     return group, f"features-{group}"
 
 
+def fresh_stream(
+    kafka_broker: Any, project: Path, label: str, **extra: Any
+) -> tuple[str, str, str, str]:
+    """(bootstrap, input topic, group, features topic) of a new stream on a new input topic."""
+    topic = f"events-{uuid.uuid4().hex[:6]}"
+    create_topic(kafka_broker, topic, PARTITIONS)
+    group, features = new_stream(kafka_broker, project, label, topic)
+    write_stream(project, topic, group, features, **extra)
+    return kafka_broker.bootstrap_servers, topic, group, features
+
+
 @pytest.mark.parametrize("batch_size", [1, 7, 1000])
 def test_stream_features_equal_the_batch_computation(
     kafka_broker: Any, mini_project: Path, batch_size: int
@@ -138,12 +149,8 @@ def test_stream_features_equal_the_batch_computation(
 def test_a_lost_store_is_rebuilt_from_its_changelog(kafka_broker: Any, mini_project: Path) -> None:
     """Half the events, then the local stores are deleted (a new machine), then the rest: the
     second half's features still count the first half's events."""
-    bootstrap = kafka_broker.bootstrap_servers
-    topic = f"events-{uuid.uuid4().hex[:6]}"
-    create_topic(kafka_broker, topic, PARTITIONS)
+    bootstrap, topic, _group, features = fresh_stream(kafka_broker, mini_project, "restore")
     rows = events(600)
-    group, features = new_stream(kafka_broker, mini_project, "restore", topic)
-    write_stream(mini_project, topic, group, features)
 
     produce_keyed(bootstrap, topic, rows[:300])
     run(mini_project, topic, bootstrap, max_messages=300, idle_timeout_s=30)
@@ -159,11 +166,9 @@ def test_a_lost_store_is_rebuilt_from_its_changelog(kafka_broker: Any, mini_proj
 def test_a_record_keyed_by_another_key_is_dead_lettered(
     kafka_broker: Any, mini_project: Path
 ) -> None:
-    bootstrap = kafka_broker.bootstrap_servers
-    topic = f"events-{uuid.uuid4().hex[:6]}"
-    create_topic(kafka_broker, topic, PARTITIONS)
-    group, features = new_stream(kafka_broker, mini_project, "keys", topic)
-    write_stream(mini_project, topic, group, features, on_failure="stop")
+    bootstrap, topic, _group, _features = fresh_stream(
+        kafka_broker, mini_project, "keys", on_failure="stop"
+    )
     good, wrong = events(2)
     producer = Producer({"bootstrap.servers": bootstrap})
     producer.produce(topic, json.dumps(good).encode(), good["account"].encode())
@@ -187,11 +192,9 @@ def test_updates_for_a_key_outside_the_batch_stop_the_stream(
 ) -> None:
     """A node that writes another key's row: the batch fails at once, naming the dataset and the
     key, and nothing is committed (the batch is there again after a fix)."""
-    bootstrap = kafka_broker.bootstrap_servers
-    topic = f"events-{uuid.uuid4().hex[:6]}"
-    create_topic(kafka_broker, topic, PARTITIONS)
-    group, features = new_stream(kafka_broker, mini_project, "bad", topic)
-    write_stream(mini_project, topic, group, features, pipeline="tally_bad", on_failure="stop")
+    bootstrap, topic, group, _features = fresh_stream(
+        kafka_broker, mini_project, "bad", pipeline="tally_bad", on_failure="stop"
+    )
     produce_keyed(bootstrap, topic, events(3))
 
     with pytest.raises(StreamStopped) as stopped:
@@ -210,11 +213,7 @@ def test_a_corrupt_changelog_record_stops_the_restore(
     kafka_broker: Any, mini_project: Path
 ) -> None:
     """Never skipped silently: the service stops, naming the record, before any batch runs."""
-    bootstrap = kafka_broker.bootstrap_servers
-    topic = f"events-{uuid.uuid4().hex[:6]}"
-    create_topic(kafka_broker, topic, PARTITIONS)
-    group, features = new_stream(kafka_broker, mini_project, "corrupt", topic)
-    write_stream(mini_project, topic, group, features)
+    bootstrap, topic, group, _features = fresh_stream(kafka_broker, mini_project, "corrupt")
     rows = events(40)
     produce_keyed(bootstrap, topic, rows)
     run(mini_project, topic, bootstrap, max_messages=len(rows), idle_timeout_s=30)
@@ -247,12 +246,10 @@ def test_exactly_once_state_goes_on_after_a_lost_store(
     kafka_broker: Any, mini_project: Path
 ) -> None:
     """Under exactly-once the changelog records are in the batch's transaction."""
-    bootstrap = kafka_broker.bootstrap_servers
-    topic = f"events-{uuid.uuid4().hex[:6]}"
-    create_topic(kafka_broker, topic, PARTITIONS)
+    bootstrap, topic, _group, features = fresh_stream(
+        kafka_broker, mini_project, "eos", guarantee="exactly-once"
+    )
     rows = events(300)
-    group, features = new_stream(kafka_broker, mini_project, "eos", topic)
-    write_stream(mini_project, topic, group, features, guarantee="exactly-once")
     produce_keyed(bootstrap, topic, rows[:150])
     run(mini_project, topic, bootstrap, max_messages=150, idle_timeout_s=30)
     shutil.rmtree(mini_project / "data" / "state")
@@ -278,11 +275,7 @@ def test_a_key_s_row_is_queried_over_http(
     """/state/activity/<account> answers the account's committed row, to holders of the token;
     the token reaches neither the logs nor /metrics."""
     token = "t0k3n-" + uuid.uuid4().hex
-    bootstrap = kafka_broker.bootstrap_servers
-    topic = f"events-{uuid.uuid4().hex[:6]}"
-    create_topic(kafka_broker, topic, PARTITIONS)
-    group, features = new_stream(kafka_broker, mini_project, "query", topic)
-    write_stream(mini_project, topic, group, features)
+    bootstrap, topic, _group, _features = fresh_stream(kafka_broker, mini_project, "query")
     stream_yml = mini_project / "conf" / "base" / "stream.yml"
     config = yaml.safe_load(stream_yml.read_text())
     queries = {"enabled": True, "credentials": "state_queries"}

@@ -95,6 +95,21 @@ def configure(project: Path, names: dict[str, str]) -> None:
     (project / "conf" / "base" / "stream.yml").write_text(yaml.safe_dump(config))
 
 
+def stream_names(kafka_broker: Any, project: Path, prefix: str) -> dict[str, str]:
+    """Fresh topics (input, features, changelog) laid out alike, and the stream on them."""
+    run = uuid.uuid4().hex[:6]
+    names = {
+        "input": f"{prefix}-events-{run}",
+        "features": f"{prefix}-features-{run}",
+        "group": f"{prefix}-group-{run}",
+    }
+    names["changelog"] = f"{names['group']}-activity-changelog"
+    for topic in ("input", "features", "changelog"):
+        create_topic(kafka_broker, names[topic], PARTITIONS)
+    configure(project, names)
+    return names
+
+
 def progress(bootstrap: str, names: dict[str, str]) -> int:
     return sum(committed(bootstrap, names["group"], names["input"]).values())
 
@@ -136,17 +151,8 @@ def rows_of(stores: Iterable[PartitionStore]) -> dict[str, dict]:
 def test_state_survives_ten_sigkills_with_no_update_counted_twice(
     kafka_broker: Any, mini_project: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    run = uuid.uuid4().hex[:6]
-    names = {
-        "input": f"state-events-{run}",
-        "features": f"state-features-{run}",
-        "group": f"state-group-{run}",
-    }
-    names["changelog"] = f"{names['group']}-activity-changelog"
+    names = stream_names(kafka_broker, mini_project, "state")
     bootstrap = kafka_broker.bootstrap_servers
-    for topic in ("input", "features", "changelog"):
-        create_topic(kafka_broker, names[topic], PARTITIONS)
-    configure(mini_project, names)
     rows = [event(i) for i in range(TOTAL)]
     features, final = expected(rows)
     consume = [KEDRO, "stream", "consume", "--topic", names["input"]]
@@ -222,17 +228,8 @@ def test_a_survivor_restores_the_partitions_of_a_killed_member(
     """Two instances in one group, each with a disk of its own (environments ``a`` and ``b``);
     one is SIGKILLed mid-stream. The survivor restores its partitions from the changelog, and
     every feature still equals the batch computation."""
-    run = uuid.uuid4().hex[:6]
-    names = {
-        "input": f"handover-events-{run}",
-        "features": f"handover-features-{run}",
-        "group": f"handover-group-{run}",
-    }
-    names["changelog"] = f"{names['group']}-activity-changelog"
+    names = stream_names(kafka_broker, mini_project, "handover")
     bootstrap = kafka_broker.bootstrap_servers
-    for topic in ("input", "features", "changelog"):
-        create_topic(kafka_broker, names[topic], PARTITIONS)
-    configure(mini_project, names)
     base = yaml.safe_load((mini_project / "conf" / "base" / "stream.yml").read_text())
     for env in ("a", "b"):
         (mini_project / "conf" / env).mkdir()
