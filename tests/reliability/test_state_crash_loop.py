@@ -110,6 +110,18 @@ def stream_names(kafka_broker: Any, project: Path, prefix: str) -> dict[str, str
     return names
 
 
+def log_text(path: Path) -> str:
+    """A log file as one line: rich (the project's default logging) wraps records and adds a
+    file:line column."""
+    return re.sub(r" \S+\.py:\d+", "", " ".join(path.read_text().split()))
+
+
+def assigned(log: Path, topic: str) -> set[int]:
+    """The partitions of ``topic`` the last "Assigned" line of ``log`` names."""
+    lines = re.findall(rf"Assigned ((?:{re.escape(topic)}\[\d+\],? ?)+)", log_text(log))
+    return {int(p) for p in re.findall(r"\[(\d+)\]", lines[-1])} if lines else set()
+
+
 def progress(bootstrap: str, names: dict[str, str]) -> int:
     return sum(committed(bootstrap, names["group"], names["input"]).values())
 
@@ -250,16 +262,17 @@ def test_a_survivor_restores_the_partitions_of_a_killed_member(
     doomed = start("a", doomed_log)
     survivor = start("b", survivor_log)
     try:
-        wait_until(
-            lambda: all(
-                f"Assigned {names['input']}[" in log.read_text()
-                for log in (doomed_log, survivor_log)
-            ),
-            90,
-            "partitions for both members",
-        )
-        before = progress(bootstrap, names)
-        wait_until(lambda: progress(bootstrap, names) > before + 2_000, 90, "both at work")
+        wait_until(lambda: bool(assigned(doomed_log, names["input"])), 90, "partitions for a")
+        # Its partitions are a's alone now: their offsets move only when a commits, after its
+        # changelog records are acknowledged.
+        mine = assigned(doomed_log, names["input"])
+        start_offsets = committed(bootstrap, names["group"], names["input"])
+
+        def doomed_committed() -> bool:
+            now = committed(bootstrap, names["group"], names["input"])
+            return any(now.get(p, 0) > start_offsets.get(p, 0) for p in mine)
+
+        wait_until(doomed_committed, 90, "a commit by a")
     finally:
         doomed.send_signal(signal.SIGKILL)
         doomed.wait(timeout=10)
@@ -267,8 +280,7 @@ def test_a_survivor_restores_the_partitions_of_a_killed_member(
     assert survivor.wait(timeout=300) == 0, survivor_log.read_text()[-2000:]
     assert progress(bootstrap, names) == len(rows)
 
-    # Rich (the project's default logging) wraps records and adds a file:line column.
-    log = re.sub(r" \S+\.py:\d+", "", " ".join(survivor_log.read_text().split()))
+    log = log_text(survivor_log)
     restored = re.findall(r"Restored state activity of .+? in [\d.]+ s: (\d+) changelog", log)
     assert any(int(n) > 0 for n in restored), "the survivor restored nothing from the changelog"
     published = read_topic(bootstrap, names["features"], expect=None, timeout_s=60)
