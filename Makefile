@@ -45,6 +45,8 @@ bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e ".[dev,example,bench]"
 	$(EXAMPLE_PATH) $(BIN)/python bench/session_overhead.py
 	$(EXAMPLE_PATH) $(BIN)/python bench/throughput.py --rounds 3
+	$(BIN)/python bench/state_store.py
+	$(BIN)/python bench/state_restore.py
 
 ## soak: 1 000 000 records through `kedro stream consume`; throughput and memory per window
 soak: $(STAMP)
