@@ -272,6 +272,11 @@ class StreamConfig(_Strict):
                 "state: a stateful stream reads one topic, whose partitions its state follows; "
                 f"input.topics has {len(self.input.topics)}"
             )
+        keys = {spec.key for spec in self.state.values()}
+        if len(keys) > 1:
+            raise ValueError(
+                f"state: the states of a stream share one key, the message key; got {sorted(keys)}"
+            )
         for name in self.state:
             if not _STATE_NAME.fullmatch(name):
                 raise ValueError(

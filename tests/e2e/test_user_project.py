@@ -233,9 +233,12 @@ def test_each_first_hour_mistake_is_one_error_line(project: Path, broker: str) -
     artifact.rename(moved)
     try:
         error = one_error(run(project, *consume))
+        preflight = run(project, "kedro", "stream", "compile", "--pipeline", "detection")
     finally:
         moved.rename(artifact)
     assert "Artifact 'reference_stats'" in error and "kedro run --pipeline fit" in error
+    assert preflight.returncode != 0
+    assert "create it with `kedro run --pipeline fit`" in " ".join(preflight.stdout.split())
 
     avro = project / "conf" / "avro"
     avro.mkdir(exist_ok=True)

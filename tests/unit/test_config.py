@@ -184,3 +184,12 @@ def test_an_environment_without_its_folder_is_named(tmp_path: Path) -> None:
         check_environment(tmp_path, "prod")
     assert str(error.value).startswith(f"Environment 'prod' has no folder {tmp_path.name}/prod")
     assert str(error.value).endswith("environments: 'base', 'local'")
+
+
+def test_the_states_of_a_stream_share_the_message_key() -> None:
+    states = {
+        "a": {"input": "a", "updates": "a_updates", "key": "account_id"},
+        "b": {"input": "b", "updates": "b_updates", "key": "merchant_id"},
+    }
+    with pytest.raises(ConfigError, match=r"share one key, the message key; got \['account_id',"):
+        parse({"streams": {"s": {**STREAM, "state": states}}})

@@ -175,7 +175,11 @@ class StreamService:
 
     def run(self) -> Progress:
         consumer = self._consumer_factory()
-        protocol = self._commit_protocol(consumer)
+        # One metadata request at start, for the two things the broker's kind changes.
+        development_broker = (
+            self._state is not None or self._stream.guarantee is Guarantee.EXACTLY_ONCE
+        ) and is_development_broker(consumer)
+        protocol = self._commit_protocol(consumer, development_broker=development_broker)
         keepalive = KeepAlive(
             consumer,
             # Well inside max.poll.interval.ms, and long enough that short runs never pause.
@@ -187,7 +191,7 @@ class StreamService:
                 AdminClient(self._kafka.client_properties("admin")),
                 self._state.input_topic,
                 self._state.changelogs,
-                development_broker=is_development_broker(consumer),
+                development_broker=development_broker,
             )
         consumer.subscribe(self._stream.input.topics, **self._rebalance_callbacks())
         try:
@@ -224,10 +228,10 @@ class StreamService:
 
         return {"on_assign": on_assign, "on_revoke": on_revoke, "on_lost": on_lost}
 
-    def _commit_protocol(self, consumer: Consumer) -> CommitProtocol:
+    def _commit_protocol(self, consumer: Consumer, *, development_broker: bool) -> CommitProtocol:
         timeout_s = self._stream.commit_timeout_s
         if self._stream.guarantee is Guarantee.EXACTLY_ONCE:
-            if is_development_broker(consumer):
+            if development_broker:
                 logger.warning(
                     "Exactly-once on the development broker: it stores no offset committed in "
                     "a transaction, so every start reads the topics again from the beginning. "

@@ -24,7 +24,7 @@ from kedro_stream.service.wiring import (
     unpublished_warning,
 )
 from kedro_stream.session import Role
-from kedro_stream.session.boot import compile_project
+from kedro_stream.session.boot import compile_project, create_artifact_hint
 from kedro_stream.session.compiler import CompiledNamespace
 
 
@@ -94,5 +94,5 @@ def _check_wiring(check: StreamCheck, compiled: CompiledNamespace) -> None:
         if entry.role is Role.ARTIFACT and entry.missing:
             check.problems.append(
                 f"artifact {entry.name!r} is not there yet: it is loaded once at start, so "
-                "create it first (for example with the `kedro run --pipeline` that writes it)"
+                f"{create_artifact_hint(entry.name)}"
             )

@@ -165,14 +165,17 @@ def _registered_pipelines() -> str:
         return f"(cannot list them: {one_line(exc)})"
 
 
-def _writers_of(dataset: str) -> list[str]:
-    """Registered pipelines (other than ``__default__``) whose nodes write ``dataset``."""
+def create_artifact_hint(dataset: str) -> str:
+    """What to run so that an artifact exists: the registered pipeline (other than
+    ``__default__``) whose nodes write it, when there is exactly one."""
     pipelines.set_requested(None)
     try:
         found = pipelines.items()
     except Exception:  # a broken pipeline elsewhere: the hint is only a hint
-        return []
-    return sorted(n for n, p in found if n != "__default__" and dataset in p.all_outputs())
+        found = {}.items()
+    writers = sorted(n for n, p in found if n != "__default__" and dataset in p.all_outputs())
+    command = f"kedro run --pipeline {writers[0]}" if len(writers) == 1 else "kedro run"
+    return f"create it with `{command}` (or the job that writes it)"
 
 
 def _boot(options: _BootOptions) -> StreamSession:
@@ -184,11 +187,9 @@ def _boot(options: _BootOptions) -> StreamSession:
             for ns in project.namespaces
         }
     except ArtifactMissing as exc:
-        writers = _writers_of(exc.dataset)
-        hint = f"kedro run --pipeline {writers[0]}" if len(writers) == 1 else "kedro run"
         raise ProjectError(
             f"{exc} It is loaded once at start, so it must exist before the stream starts: "
-            f"create it with `{hint}` (or the job that writes it)."
+            f"{create_artifact_hint(exc.dataset)}."
         ) from None
     run_params = {
         "session_id": project.session.session_id,

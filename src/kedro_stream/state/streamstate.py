@@ -57,12 +57,7 @@ class StreamState:
         restore_consumer: Callable[[], Consumer],
     ) -> None:
         self._states: Mapping[str, StateConfig] = stream.state
-        keys = {spec.key for spec in self._states.values()}
-        if len(keys) != 1:
-            raise StateError(
-                f"the states of a stream share one key (the message key): got {sorted(keys)}"
-            )
-        self.key = keys.pop()
+        self.key = next(iter(self._states.values())).key  # one for all: stream.yml checks it
         self._topic = stream.input.topics[0]
         root = (
             stream.state_dir if stream.state_dir.is_absolute() else project_path / stream.state_dir
