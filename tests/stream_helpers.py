@@ -21,6 +21,7 @@ def topics(prefix: str = "t") -> dict[str, str]:
     run = uuid.uuid4().hex[:8]
     return {
         "input": f"{prefix}-payments-{run}",
+        "features": f"{prefix}-features-{run}",
         "scores": f"{prefix}-scores-{run}",
         "alerts": f"{prefix}-alerts-{run}",
         "dlq": f"{prefix}-payments-{run}.dlq",
@@ -35,6 +36,7 @@ def configure(project: Path, names: dict[str, str], **changes: Any) -> None:
     stream = config["streams"][STREAM]
     stream["group_id"] = names["group"]
     stream["input"]["topics"] = [names["input"]]
+    stream["outputs"]["payment_features"]["topic"] = names["features"]
     stream["outputs"]["scores"]["topic"] = names["scores"]
     stream["outputs"]["alerts"]["topic"] = names["alerts"]
     stream["dead_letter_topic"] = names["dlq"]

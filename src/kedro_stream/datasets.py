@@ -14,6 +14,8 @@ from typing import Any
 import pandas as pd
 from kedro.io import AbstractDataset, DatasetError
 
+from kedro_stream.state.rows import encode_row
+
 
 class StateDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
     """State rows for ``kedro run``: a JSON Lines snapshot if there is one, else no rows.
@@ -48,7 +50,7 @@ class StateDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
 
     def load(self) -> pd.DataFrame:
         if self._filepath is not None and self._filepath.exists():
-            return pd.read_json(self._filepath, lines=True)
+            return pd.read_json(self._filepath, lines=True, dtype=False, precise_float=True)
         return pd.DataFrame(columns=self._columns)
 
     def save(self, data: pd.DataFrame) -> None:
@@ -58,7 +60,10 @@ class StateDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
                 "(a JSON Lines snapshot) in its catalog entry."
             )
         self._filepath.parent.mkdir(parents=True, exist_ok=True)
-        data.to_json(self._filepath, orient="records", lines=True)
+        # The store's own row encoding: floats keep every bit, as in the changelog.
+        with self._filepath.open("wb") as file:
+            for row in data.to_dict(orient="records"):
+                file.write(encode_row(row) + b"\n")
 
     def _exists(self) -> bool:
         return True  # load always answers: the snapshot, or no rows

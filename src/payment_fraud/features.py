@@ -1,7 +1,9 @@
 """Payment vocabulary and the one feature function shared by training and scoring.
 
 Training fits the model on ``build_features`` output and the stream scorer calls the very
-same function per micro-batch, so offline and online features cannot drift apart.
+same function per micro-batch, so offline and online features cannot drift apart. Its input is
+a payment and that payment's account velocity (``payment_fraud.velocity``), which both worlds
+compute with one function too.
 """
 
 from collections.abc import Mapping
@@ -60,11 +62,23 @@ HIGH_AMOUNT = 500.0
 MS_PER_HOUR = 3_600_000
 
 _FLAG_FEATURES: tuple[str, ...] = ("cross_border", "card_not_present", "night")
-FEATURE_COLUMNS: tuple[str, ...] = (
+# What a bare event says.
+EVENT_FEATURE_COLUMNS: tuple[str, ...] = (
     "log_amount",
     *_FLAG_FEATURES,
     *(f"category_{category}" for category in MERCHANT_CATEGORIES),
 )
+# What the account's recent payments say.
+VELOCITY_FEATURE_COLUMNS: tuple[str, ...] = (
+    "count_1h",
+    "log_amount_1h",
+    "count_24h",
+    "log_amount_24h",
+    "log_seconds_since_previous",
+)
+FEATURE_COLUMNS: tuple[str, ...] = (*EVENT_FEATURE_COLUMNS, *VELOCITY_FEATURE_COLUMNS)
+# An account's first payment has no previous one: it counts as a quiet month.
+_NO_PREVIOUS_S = 30 * 24 * 3600.0
 
 
 # Lookup tables indexed by ``Index.get_indexer`` positions. get_indexer returns -1 for an
@@ -98,8 +112,9 @@ def flag_arrays(payments: Mapping[str, Any]) -> dict[str, np.ndarray]:
     }
 
 
-def build_features(payments: pd.DataFrame) -> pd.DataFrame:
-    """Turn clean payments into the float matrix the model expects, in ``FEATURE_COLUMNS`` order.
+def build_features(payments: pd.DataFrame, velocity: pd.DataFrame) -> pd.DataFrame:
+    """Turn clean payments and their row-aligned velocity into the float matrix the model
+    expects, in ``FEATURE_COLUMNS`` order.
 
     Categories are one-hot encoded against the fixed vocabulary rather than the batch's
     values, so a one-row batch yields the same columns as the training set; an unknown
@@ -113,5 +128,13 @@ def build_features(payments: pd.DataFrame) -> pd.DataFrame:
     for position, name in enumerate(_FLAG_FEATURES, start=1):
         matrix[:, position] = flags[name]
     first = 1 + len(_FLAG_FEATURES)
-    matrix[:, first:] = category[:, np.newaxis] == np.arange(len(MERCHANT_CATEGORIES))
+    last = first + len(MERCHANT_CATEGORIES)
+    matrix[:, first:last] = category[:, np.newaxis] == np.arange(len(MERCHANT_CATEGORIES))
+    since_previous = velocity["seconds_since_previous"].to_numpy(dtype=np.float64)
+    since_previous = np.clip(np.nan_to_num(since_previous, nan=_NO_PREVIOUS_S), 0, _NO_PREVIOUS_S)
+    matrix[:, last] = velocity["count_1h"].to_numpy(dtype=np.float64)
+    matrix[:, last + 1] = np.log1p(velocity["amount_1h"].to_numpy(dtype=np.float64))
+    matrix[:, last + 2] = velocity["count_24h"].to_numpy(dtype=np.float64)
+    matrix[:, last + 3] = np.log1p(velocity["amount_24h"].to_numpy(dtype=np.float64))
+    matrix[:, last + 4] = np.log1p(since_previous)
     return pd.DataFrame(matrix, index=payments.index, columns=list(FEATURE_COLUMNS), copy=False)

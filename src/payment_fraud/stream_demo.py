@@ -1,8 +1,9 @@
 """``make demo``: stream the example payments through ``kedro stream consume`` and show results.
 
-Starts the embedded broker, publishes the payments written by ``kedro run`` (plus a few
-malformed records), runs the consumer until every record is committed, then prints the
-highest-scoring alerts and the dead-lettered records with their reasons. Every step is a
+Starts the embedded broker, publishes the payments written by ``kedro run`` keyed by account
+(plus a few malformed records), runs the consumer until every record is committed, then prints
+the highest-scoring alerts, a burst of payments with the velocity features the stream computed
+for it (equal to those ``kedro run`` saved), and the dead-lettered records with their reasons. Every step is a
 ``kedro stream`` command a user can run by hand; this script only chains them.
 """
 
@@ -15,6 +16,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 from rich.console import Console
 from rich.table import Table
@@ -70,7 +72,8 @@ def main() -> None:
         bootstrap = broker.stdout.readline().strip().removeprefix("bootstrap.servers=")
         console.print(f"bootstrap.servers={bootstrap}")
         target = ("--topic", "payments", "--bootstrap-servers", bootstrap)
-        kedro_stream("produce", *target, "--file", str(events))
+        # Keyed by account: its payments stay on one partition, with its state.
+        kedro_stream("produce", *target, "--file", str(events), "--key", "account_id")
         kedro_stream("produce", *target, "--file", str(malformed))
         kedro_stream("consume", *target, "--max-messages", str(total))
         show(bootstrap)
@@ -81,12 +84,15 @@ def main() -> None:
 
 def show(bootstrap: str) -> None:
     scores = read_all(bootstrap, "payment-scores")
+    features = [json.loads(m.value()) for m in read_all(bootstrap, "payment-features")]
     alerts = [json.loads(m.value()) for m in read_all(bootstrap, "payment-alerts")]
     dead = read_all(bootstrap, "payments.dlq")
     console.print(
-        f"\n[bold]payment-scores[/]: {len(scores)} records   [bold]payment-alerts[/]: "
-        f"{len(alerts)}   [bold]payments.dlq[/]: {len(dead)}"
+        f"\n[bold]payment-scores[/]: {len(scores)} records   [bold]payment-features[/]: "
+        f"{len(features)}   [bold]payment-alerts[/]: {len(alerts)}   "
+        f"[bold]payments.dlq[/]: {len(dead)}"
     )
+    show_burst(features)
     table = Table(title="highest-scoring alerts", title_justify="left")
     for column in ("payment_id", "amount", "category", "score", "reason"):
         table.add_column(column)
@@ -106,6 +112,50 @@ def show(bootstrap: str) -> None:
         reason = dict(m.headers() or []).get("kedro-stream.error.message", b"").decode()
         table.add_row(m.value().decode("utf-8", "replace")[:40], reason[:90])
     console.print(table)
+
+
+def show_burst(streamed: list[dict]) -> None:
+    """The busiest hour of one account, as the stream saw it, against ``kedro run``'s rows."""
+    batch = pd.read_parquet(PROJECT / "data/04_feature/payment_features.parquet")
+    batch = batch.set_index("payment_id")
+    busiest = max(streamed, key=lambda row: (row["count_1h"], row["payment_id"]))
+    burst = sorted(
+        (row for row in streamed if row["account_id"] == busiest["account_id"]),
+        key=lambda row: row["event_time"],
+    )
+    burst = [row for row in burst if 0 <= busiest["event_time"] - row["event_time"] < 3_600_000]
+    table = Table(
+        title=f"velocity of account {busiest['account_id']}, as streamed", title_justify="left"
+    )
+    for column in ("payment_id", "count_1h", "amount_1h", "count_24h", "since previous (s)"):
+        table.add_column(column)
+    equal = 0
+    for row in streamed:
+        expected = batch.loc[row["payment_id"]]
+        equal += all(
+            _same(row[name], expected[name])
+            for name in ("count_1h", "amount_1h", "count_24h", "amount_24h")
+        ) and _same(row["seconds_since_previous"], expected["seconds_since_previous"])
+    for row in burst:
+        since = row["seconds_since_previous"]
+        table.add_row(
+            row["payment_id"],
+            str(row["count_1h"]),
+            f"{row['amount_1h']:.2f}",
+            str(row["count_24h"]),
+            "-" if since is None else f"{since:.0f}",
+        )
+    console.print(table)
+    console.print(
+        f"{equal} of {len(streamed)} streamed feature rows equal those `kedro run` saved to "
+        "data/04_feature/payment_features.parquet"
+    )
+
+
+def _same(streamed: float | None, batch: float) -> bool:
+    if streamed is None:
+        return bool(pd.isna(batch))
+    return abs(streamed - batch) <= 1e-9
 
 
 if __name__ == "__main__":

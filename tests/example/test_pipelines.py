@@ -20,11 +20,13 @@ from payment_fraud.features import FEATURE_COLUMNS, PAYMENT_COLUMNS, build_featu
 from payment_fraud.pipeline_registry import register_pipelines
 from payment_fraud.pipelines.scoring.nodes import ALERT_COLUMNS, SCORE_COLUMNS, clean_payments
 from payment_fraud.pipelines.training import nodes as training_nodes
+from payment_fraud.velocity import ACTIVITY_COLUMNS, PAYMENT_FEATURE_COLUMNS, account_velocity
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 N_PAYMENTS = 2000
 THRESHOLD = 0.8
 GENERATED = ("labelled_payments", "payments")
+NO_ACTIVITY = pd.DataFrame(columns=list(ACTIVITY_COLUMNS))
 
 
 class KeptDataset(MemoryDataset):
@@ -91,6 +93,7 @@ def score(pipelines: dict[str, Pipeline], trained: dict):
             pipelines["scoring"],
             {
                 "payments": batch,
+                "scoring.account_activity": NO_ACTIVITY,
                 "fraud_model": trained["fraud_model"],
                 "params:scoring.alert_threshold": threshold,
             },
@@ -128,15 +131,22 @@ def test_registered_pipelines_and_default(pipelines: dict[str, Pipeline]) -> Non
         "params:data_generation",
         "params:training",
         "params:scoring.alert_threshold",
+        "scoring.account_activity",
     }
 
 
 def test_node_names_and_namespaces(pipelines: dict[str, Pipeline]) -> None:
     names = {name: {n.name for n in pipelines[name].nodes} for name in pipelines}
     assert names["data_generation"] == {"generate_payments", "strip_labels"}
-    assert names["training"] == {"split_payments", "train_model", "evaluate_model"}
+    assert names["training"] == {
+        "history_velocity",
+        "split_payments",
+        "train_model",
+        "evaluate_model",
+    }
     assert names["scoring"] == {
         "scoring.clean_payments",
+        "scoring.account_velocity",
         "scoring.build_features",
         "scoring.score_payments",
         "scoring.flag_alerts",
@@ -150,18 +160,21 @@ def test_scoring_namespace_free_inputs_and_outputs(pipelines: dict[str, Pipeline
     scoring = pipelines["scoring"]
     assert scoring.inputs() == {
         "payments",
+        "scoring.account_activity",
         "fraud_model",
         "params:scoring.alert_threshold",
     }
     produced = {name for n in scoring.nodes for name in n.outputs}
     assert produced == {
         "scoring.clean_payments",
+        "scoring.payment_features",
+        "scoring.account_activity_updates",
         "scoring.features",
         "scoring.scores",
         "scoring.alerts",
     }
-    # flag_alerts consumes scoring.scores, so Kedro counts only the alerts as a free output.
-    assert scoring.outputs() == {"scoring.alerts"}
+    # flag_alerts consumes the scores and the features, so Kedro counts them as intermediates.
+    assert scoring.outputs() == {"scoring.alerts", "scoring.account_activity_updates"}
 
 
 def test_catalog_persists_only_the_contract_datasets(conf: OmegaConfigLoader) -> None:
@@ -171,6 +184,9 @@ def test_catalog_persists_only_the_contract_datasets(conf: OmegaConfigLoader) ->
         "payments",
         "fraud_model",
         "training_metrics",
+        "scoring.account_activity",
+        "scoring.account_activity_updates",
+        "scoring.payment_features",
         "scoring.scores",
         "scoring.alerts",
     }
@@ -251,6 +267,9 @@ def test_fraud_is_correlated_with_risk_factors(generated: dict) -> None:
 def test_training_learns_the_fraud_signal(trained: dict) -> None:
     metrics = trained["training_metrics"]
     assert metrics["roc_auc"] > 0.85
+    # Burst fraud looks like everyday payments: only the velocity features give it away.
+    assert metrics["roc_auc"] > metrics["roc_auc_without_velocity"] + 0.03
+    assert metrics["average_precision"] > metrics["average_precision_without_velocity"] + 0.1
     assert metrics["holdout_rows"] == N_PAYMENTS // 4
     assert metrics["holdout_frauds"] >= 5
     json.dumps(metrics)  # the json.JSONDataset must be able to write it
@@ -263,8 +282,15 @@ def test_training_and_scoring_share_one_feature_function(
     assert scoring_node.func is build_features
     assert training_nodes.build_features is build_features
 
+    velocity_node = next(
+        n for n in pipelines["scoring"].nodes if n.name == "scoring.account_velocity"
+    )
+    assert velocity_node.func is account_velocity
+    assert training_nodes.account_velocity is account_velocity
+
     model = trained["fraud_model"]
-    online = build_features(clean_payments(generated["payments"].head(3)))
+    batch = clean_payments(generated["payments"].head(3))
+    online = build_features(batch, account_velocity(batch, NO_ACTIVITY)[0])
     assert list(online.columns) == list(FEATURE_COLUMNS)
     assert model.n_features_in_ == len(FEATURE_COLUMNS)
 
@@ -335,6 +361,21 @@ def test_obvious_fraud_alerts_with_its_reasons(score) -> None:
     )
 
 
+def test_a_burst_of_everyday_payments_alerts_as_a_burst(score) -> None:
+    start = 1_735_732_800_000
+    burst = pd.DataFrame(
+        [
+            payment(payment_id=f"p-90000{i}", card_present=False, event_time=start + i * 60_000)
+            for i in range(6)
+        ]
+    )
+    scores, alerts = score(burst)
+
+    assert scores["score"].iloc[0] < 0.05  # one payment alone is everyday
+    assert scores["score"].iloc[-1] >= THRESHOLD
+    assert alerts["reason"].iloc[-1] == "card not present, burst of payments"
+
+
 def test_everyday_payment_scores_low_without_alert(score) -> None:
     scores, alerts = score(pd.DataFrame([payment()]))
 
@@ -383,6 +424,7 @@ def test_avro_schemas_match_columns_and_document_fields() -> None:
         "payment.avsc": ("payment_fraud.Payment", PAYMENT_COLUMNS),
         "score.avsc": ("payment_fraud.Score", SCORE_COLUMNS),
         "alert.avsc": ("payment_fraud.Alert", ALERT_COLUMNS),
+        "payment_features.avsc": ("payment_fraud.PaymentFeatures", PAYMENT_FEATURE_COLUMNS),
     }
     for file_name, (full_name, columns) in expected.items():
         schema = load_schema(file_name)

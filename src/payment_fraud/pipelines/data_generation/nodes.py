@@ -3,6 +3,9 @@
 The label is drawn first and each attribute is then drawn from a fraud- or legit-specific
 distribution. That plants a signal a small model can learn (high amounts, cross-border,
 card not present, risky merchants, night hours) without any real card data.
+
+Some fraud comes in bursts instead: a stolen card is tried several times within minutes, each
+payment looking like an everyday one. Only the account's velocity gives those away.
 """
 
 from typing import Any
@@ -39,6 +42,8 @@ _P_NIGHT = (0.06, 0.45)
 _FRAUD_AMOUNT_LOG_UPLIFT = 0.9  # fraud amounts are ~2.5x the category median
 _AMOUNT_LOG_SIGMA = 0.6
 _MS_PER_DAY = 24 * MS_PER_HOUR
+_BURST_SIZES = (3, 8)  # payments per burst: from 3 up to 7
+_BURST_SPAN_MS = 20 * 60 * 1000  # a burst's payments fall within 20 minutes
 
 
 def _by_label(is_fraud: np.ndarray, probabilities: tuple[float, float]) -> np.ndarray:
@@ -70,6 +75,21 @@ def _draw_countries(
     return country
 
 
+def _plant_bursts(
+    rng: np.random.Generator, rows: np.ndarray, account_idx: np.ndarray, event_time: np.ndarray
+) -> None:
+    """Group ``rows`` into bursts in place: each burst's payments share the account and the
+    start time of its first row and follow it within ``_BURST_SPAN_MS``."""
+    start = 0
+    while start < len(rows):
+        burst = rows[start : start + int(rng.integers(*_BURST_SIZES))]
+        first = burst[0]
+        account_idx[burst] = account_idx[first]
+        offsets = np.sort(rng.integers(0, _BURST_SPAN_MS, len(burst)))
+        event_time[burst] = event_time[first] + offsets - offsets[0]
+        start += len(burst)
+
+
 def _ids(prefix: str, numbers: np.ndarray, width: int) -> pd.Series:
     """Format integer ids as zero-padded strings such as ``p-000001``."""
     return prefix + pd.Series(numbers).astype(str).str.zfill(width)
@@ -86,20 +106,18 @@ def generate_payments(params: dict[str, Any]) -> pd.DataFrame:
     per_category = int(params["merchants_per_category"])
 
     is_fraud = rng.random(n) < params["fraud_rate"]
+    in_burst = is_fraud & (rng.random(n) < params["burst_share"])
+    # Burst payments are drawn like everyday ones: their account's velocity is their only tell.
+    looks_fraud = is_fraud & ~in_burst
 
     profile = np.array(list(_CATEGORY_PROFILE.values()))
-    category_idx = _draw_index(rng, is_fraud, profile[:, 0], profile[:, 1])
+    category_idx = _draw_index(rng, looks_fraud, profile[:, 0], profile[:, 1])
     merchant_idx = category_idx * per_category + rng.integers(0, per_category, n)
 
-    log_uplift = np.where(is_fraud, _FRAUD_AMOUNT_LOG_UPLIFT, 0.0)
+    log_uplift = np.where(looks_fraud, _FRAUD_AMOUNT_LOG_UPLIFT, 0.0)
     amount = profile[category_idx, 2] * np.exp(rng.normal(log_uplift, _AMOUNT_LOG_SIGMA))
 
-    account_idx = rng.integers(0, n_accounts, n)
-    account_currency = rng.choice(np.array(CARD_CURRENCIES), size=n_accounts, p=_CURRENCY_SHARE)
-    currency = account_currency[account_idx]
-    cross_border = rng.random(n) < _by_label(is_fraud, _P_CROSS_BORDER)
-
-    night = rng.random(n) < _by_label(is_fraud, _P_NIGHT)
+    night = rng.random(n) < _by_label(looks_fraud, _P_NIGHT)
     hour = np.where(night, rng.integers(0, NIGHT_END_HOUR, n), rng.integers(NIGHT_END_HOUR, 24, n))
     start_ms = int(np.datetime64(params["start_date"], "ms").astype(np.int64))
     event_time = (
@@ -108,6 +126,12 @@ def generate_payments(params: dict[str, Any]) -> pd.DataFrame:
         + hour * MS_PER_HOUR
         + rng.integers(0, MS_PER_HOUR, n)
     )
+    account_idx = rng.integers(0, n_accounts, n)
+    _plant_bursts(rng, np.flatnonzero(in_burst), account_idx, event_time)
+
+    account_currency = rng.choice(np.array(CARD_CURRENCIES), size=n_accounts, p=_CURRENCY_SHARE)
+    currency = account_currency[account_idx]
+    cross_border = rng.random(n) < _by_label(looks_fraud, _P_CROSS_BORDER)
 
     payments = pd.DataFrame(
         {

@@ -32,7 +32,9 @@ _REASONS: tuple[tuple[str, str], ...] = (
     ("high_amount", "high amount"),
     ("risky_category", "risky merchant category"),
     ("night", "night-time"),
+    ("burst", "burst of payments"),
 )
+BURST_COUNT_1H = 3  # this many of an account's payments within an hour read as a burst
 _NO_FLAGGED_REASON = "high model score"
 
 
@@ -105,16 +107,21 @@ def score_payments(
 
 
 def flag_alerts(
-    clean_payments: pd.DataFrame, scores: pd.DataFrame, alert_threshold: float
+    clean_payments: pd.DataFrame,
+    scores: pd.DataFrame,
+    payment_features: pd.DataFrame,
+    alert_threshold: float,
 ) -> pd.DataFrame:
     """Payments scoring at or above the threshold, with the risk factors an analyst sees.
 
-    ``scores`` must be row-aligned with ``clean_payments``, as ``score_payments`` makes it.
+    ``scores`` and ``payment_features`` must be row-aligned with ``clean_payments``, as
+    ``score_payments`` and ``account_velocity`` make them.
     """
     score = scores["score"].to_numpy()
     hit = np.flatnonzero(score >= alert_threshold)
     picked = {name: clean_payments[name].array.take(hit) for name in _ALERT_INPUTS}
     flags = flag_arrays(picked)
+    flags["burst"] = payment_features["count_1h"].to_numpy().take(hit) >= BURST_COUNT_1H
     reasons = np.zeros(len(hit), dtype=np.intp)  # bit i set: reason i applies
     for bit, flag in enumerate(_REASON_FLAGS):
         reasons |= flags[flag].astype(np.intp) << bit
