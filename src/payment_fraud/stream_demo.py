@@ -3,8 +3,8 @@
 Starts the embedded broker, publishes the payments written by ``kedro run`` keyed by account
 (plus a few malformed records), runs the consumer until every record is committed, then prints
 the highest-scoring alerts, a burst of payments with the velocity features the stream computed
-for it (equal to those ``kedro run`` saved), and the dead-lettered records with their reasons. Every step is a
-``kedro stream`` command a user can run by hand; this script only chains them.
+for it (equal to those ``kedro run`` saved), and the dead-lettered records with their reasons.
+Every step is a ``kedro stream`` command a user can run by hand; this script only chains them.
 """
 
 from __future__ import annotations

@@ -43,10 +43,15 @@ def _windows(activity: pd.DataFrame) -> dict[str, tuple[_Window, int | None]]:
     if len(activity) == 0:
         return {}
     rows = zip(
-        activity["account_id"], activity["times"], activity["amounts"], activity["last_time"]
+        activity["account_id"],
+        activity["times"],
+        activity["amounts"],
+        activity["last_time"],
+        strict=True,
     )
     return {
-        account: (deque(zip(times, amounts)), int(last)) for account, times, amounts, last in rows
+        account: (deque(zip(times, amounts, strict=True)), int(last))
+        for account, times, amounts, last in rows
     }
 
 
@@ -59,6 +64,7 @@ def _in_event_time_order(payments: pd.DataFrame) -> Iterator[tuple[int, str, int
         payments["account_id"].to_numpy()[order].tolist(),
         times[order].tolist(),
         payments["amount"].to_numpy(dtype=np.float64)[order].tolist(),
+        strict=True,
     )
 
 
