@@ -20,6 +20,12 @@ def produce(
     puts everything queued before the topic's metadata arrives into one partition, which can
     overflow a small broker's retention (the embedded broker keeps about 5 MiB a partition).
     """
+    return produce_keyed(bootstrap, topic, ((key, value) for value in values))
+
+
+def produce_keyed(
+    bootstrap: str, topic: str, records: Iterable[tuple[bytes | None, bytes | None]]
+) -> int:
     producer = Producer(
         {"bootstrap.servers": bootstrap, "linger.ms": 5, "sticky.partitioning.linger.ms": 0}
     )
@@ -31,7 +37,7 @@ def produce(
             first_offsets[msg.partition()] = min(first, msg.offset())
 
     sent = 0
-    for value in values:
+    for key, value in records:
         producer.produce(topic, value=value, key=key, on_delivery=delivered)
         producer.poll(0)
         sent += 1
@@ -57,6 +63,13 @@ def assert_retained(bootstrap: str, topic: str, first_offsets: dict[int, int]) -
 
 def produce_json(bootstrap: str, topic: str, records: Iterable[dict[str, Any]]) -> int:
     return produce(bootstrap, topic, (json.dumps(r).encode() for r in records))
+
+
+def produce_payments(bootstrap: str, topic: str, payments: Iterable[dict[str, Any]]) -> int:
+    """The example's payments keyed by account, as its stateful stream requires: an account's
+    payments then share a partition, in the order given."""
+    records = ((str(p["account_id"]).encode(), json.dumps(p).encode()) for p in payments)
+    return produce_keyed(bootstrap, topic, records)
 
 
 def _reader(bootstrap: str, isolation: str = "read_uncommitted") -> Consumer:

@@ -1,10 +1,13 @@
 """What the example stream must publish for a set of inputs, and the check that it did.
 
 The oracle runs the ``scoring`` namespace once over every good input through the Python API,
-in batch: a payment's score depends on that payment alone, so the stream's micro-batches must
-give the same scores, and an alert for exactly the payments scoring at or above the
-threshold. Every output topic is reconciled against it, both ways, and dead letters against
-the poison records, both ways, with their stage and error class.
+in batch, as ``kedro run`` does: a payment's score depends on that payment and its account's
+earlier payments (the velocity features, kept as per-key state in the stream), so the stream's
+micro-batches must give the same features and scores, and an alert for exactly the payments
+scoring at or above the threshold. This holds when each account's payments are produced in
+event-time order, keyed by account, as ``produce_payments`` does. Every output topic is
+reconciled against it, both ways, and dead letters against the poison records, both ways, with
+their stage and error class.
 """
 
 from __future__ import annotations
@@ -19,11 +22,14 @@ from typing import Any
 import pandas as pd
 from confluent_kafka import Message
 
-from kedro_stream import boot_project
+from kedro_stream import NamespaceSpec, boot_project
+from payment_fraud.velocity import ACTIVITY_COLUMNS, VELOCITY_COLUMNS
 
 #: Scores are rounded to 6 decimals by the model node: a stream and a batch run agree exactly,
 #: this only absorbs float printing.
 SCORE_TOLERANCE = 1e-9
+#: Velocity features are sums in the same order in both worlds; this absorbs float printing.
+FEATURE_TOLERANCE = 1e-9
 
 
 @dataclass(frozen=True)
@@ -33,6 +39,8 @@ class Expected:
     scores: dict[str, float]
     #: Payment ids whose score is at or above the threshold: each must have exactly one alert.
     alerts: frozenset[str]
+    #: Each payment's velocity features (``payment_fraud.velocity.VELOCITY_COLUMNS``).
+    features: dict[str, dict[str, float | None]]
 
     def owed(
         self, good: set[str], poison: set[bytes]
@@ -40,6 +48,7 @@ class Expected:
         """What committing ``good`` payments (ids) and ``poison`` records (values) owes, per
         output topic name: the records that must be there, and how to name one."""
         return {
+            "features": (good, payment_id),
             "scores": (good, payment_id),
             "alerts": (set(self.alerts.intersection(good)), payment_id),
             "dlq": (poison, Message.value),
@@ -49,13 +58,24 @@ class Expected:
 def expected_outputs(project: Path, good: Iterable[Mapping[str, Any]]) -> Expected:
     """Run the project's ``scoring`` namespace once over every good payment."""
     frame = pd.DataFrame(list(good))
-    with boot_project(project, namespaces=["scoring"]) as session:
-        out = session.run("scoring", inputs={"payments": frame})
+    state = NamespaceSpec(
+        namespace="scoring", states={"account_activity": "account_activity_updates"}
+    )
+    with boot_project(project, namespaces=["scoring"], specs=[state]) as session:
+        # The whole history as one batch, from no state: what `kedro run` computes.
+        no_activity = pd.DataFrame(columns=list(ACTIVITY_COLUMNS))
+        out = session.run("scoring", inputs={"payments": frame, "account_activity": no_activity})
     scores = dict(
         zip(out["scores"]["payment_id"], out["scores"]["score"].astype(float), strict=True)
     )
     assert len(scores) == len(frame), "the oracle dropped payments: are the ids unique?"
-    return Expected(scores, frozenset(out["alerts"]["payment_id"]))
+    features = {
+        row["payment_id"]: {
+            name: None if pd.isna(row[name]) else float(row[name]) for name in VELOCITY_COLUMNS
+        }
+        for row in out["payment_features"].to_dict(orient="records")
+    }
+    return Expected(scores, frozenset(out["alerts"]["payment_id"]), features)
 
 
 def payment_id(message: Message) -> str:
@@ -137,6 +157,30 @@ def reconcile_scores(
             or (None if message.key() == pid.encode() else f"key {message.key()!r}")
         ),
         decode,
+    )
+
+
+def _features_are(expected: Expected, pid: str, record: dict[str, Any]) -> str | None:
+    want = expected.features.get(pid)
+    if want is None:
+        return None
+    for name, value in want.items():
+        got = record.get(name)
+        if (got is None) != (value is None) or (
+            value is not None and abs(got - value) > FEATURE_TOLERANCE
+        ):
+            return f"{name} {got} != {value}"
+    return None
+
+
+def reconcile_features(expected: Expected, features: Iterable[Message]) -> Reconciliation:
+    """Every payment's published velocity equals the batch computation: no state update was
+    lost or counted twice, whatever the stream went through."""
+    return _reconcile_payments(
+        "features",
+        expected.scores,
+        features,
+        lambda message, pid, record: _features_are(expected, pid, record),
     )
 
 

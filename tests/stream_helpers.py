@@ -12,8 +12,11 @@ import yaml
 
 from kedro_stream.service.app import consume, load_config
 from kedro_stream.service.loop import Progress
+from kedro_stream.testing.brokers import BrokerHandle, create_topic
 
 STREAM = "payment-scoring"
+#: Longer than the example's whole span of payments (30 days).
+LAP_MS = 31 * 24 * 3_600_000
 
 
 def topics(prefix: str = "t") -> dict[str, str]:
@@ -27,6 +30,21 @@ def topics(prefix: str = "t") -> dict[str, str]:
         "dlq": f"{prefix}-payments-{run}.dlq",
         "group": f"{prefix}-group-{run}",
     }
+
+
+def changelog(names: dict[str, str]) -> str:
+    """The example state's changelog topic: stream.yml's default name."""
+    return f"{names['group']}-activity-changelog"
+
+
+def create_input(handle: BrokerHandle, names: dict[str, str], partitions: int) -> None:
+    """The input topic, and on the embedded broker the state's changelog laid out like it: that
+    broker makes a missing topic with 4 partitions whatever is asked (no CreateTopics), so a
+    user starts it with the changelog among its ``--topic``s. Other brokers let the service
+    create it, compacted."""
+    create_topic(handle, names["input"], partitions)
+    if handle.kind == "embedded":
+        create_topic(handle, changelog(names), partitions)
 
 
 def configure(project: Path, names: dict[str, str], **changes: Any) -> None:
@@ -90,3 +108,18 @@ def run_stream(project: Path, names: dict[str, str], bootstrap: str, **limits: A
 def payments(project: Path, count: int, start: int = 0) -> list[dict[str, Any]]:
     events = pd.read_json(project / "data/01_raw/payments.jsonl", lines=True, dtype=False)
     return json.loads(events.iloc[start : start + count].to_json(orient="records"))
+
+
+def pinned_payment(pool: list[dict[str, Any]], i: int, partitions: int, payment_id: str) -> dict:
+    """Payment ``i`` of an endless stream cycling over ``pool``, for tests that write record
+    ``i`` to partition ``i % partitions`` (so an offset names its record). Its account is
+    renamed per partition, so every account lives on one partition as keyed records would, and
+    each lap over ``pool`` comes later in event time, so every account's payments stay in
+    event-time order: the velocity features then have one right answer."""
+    base = pool[i % len(pool)]
+    return {
+        **base,
+        "payment_id": payment_id,
+        "account_id": f"{base['account_id']}-p{i % partitions}",
+        "event_time": base["event_time"] + (i // len(pool)) * LAP_MS,
+    }

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from kedro_stream import boot_project
+from kedro_stream import NamespaceSpec, boot_project
 from tests.conftest import kedro, run_kedro
 
 
@@ -15,20 +15,39 @@ def read_jsonl(path: Path) -> pd.DataFrame:
 
 
 def test_session_scores_equal_kedro_run(project_after_kedro_run: Path) -> None:
+    """Micro-batches through the Python API, carrying each account's state row between them as
+    the stream's store does, give what `kedro run` computed over the whole history at once."""
     data = project_after_kedro_run / "data"
     events = read_jsonl(data / "01_raw/payments.jsonl")
+    batch_features = pd.read_parquet(data / "04_feature/payment_features.parquet")
     batch_scores = read_jsonl(data / "07_model_output/scores.jsonl")
     batch_alerts = read_jsonl(data / "08_reporting/alerts.jsonl")
     assert len(events) == len(batch_scores) > 1000
     assert len(batch_alerts) > 0
 
-    scores, alerts = [], []
-    with boot_project(project_after_kedro_run, namespaces=["scoring"]) as session:
+    state = NamespaceSpec(
+        namespace="scoring", states={"account_activity": "account_activity_updates"}
+    )
+    store: dict[str, dict] = {}
+    features, scores, alerts = [], [], []
+    with boot_project(project_after_kedro_run, namespaces=["scoring"], specs=[state]) as session:
         for start in range(0, len(events), 997):  # uneven micro-batches
-            out = session.run("scoring", inputs={"payments": events.iloc[start : start + 997]})
+            batch = events.iloc[start : start + 997]
+            rows = [store[a] for a in set(batch["account_id"]) if a in store]
+            out = session.run(
+                "scoring",
+                inputs={"payments": batch, "account_activity": pd.DataFrame(rows)},
+            )
+            store.update(
+                {r["account_id"]: r for r in out["account_activity_updates"].to_dict("records")}
+            )
+            features.append(out["payment_features"])
             scores.append(out["scores"])
             alerts.append(out["alerts"])
 
+    pd.testing.assert_frame_equal(
+        pd.concat(features, ignore_index=True), batch_features, check_dtype=False
+    )
     pd.testing.assert_frame_equal(
         pd.concat(scores, ignore_index=True), batch_scores, check_dtype=False
     )
@@ -57,6 +76,9 @@ def test_compile_prints_the_roles_of_scoring(project_after_kedro_run: Path) -> N
     assert rows["scoring.scores"] == "output"
     assert rows["scoring.alerts"] == "output"
     assert rows["scoring.features"] == "intermediate"
+    assert rows["scoring.payment_features"] == "output"
+    assert rows["scoring.account_activity"] == "state"
+    assert rows["scoring.account_activity_updates"] == "state"
     assert "namespace: scoring" in out
     assert "namespace: None" not in out
 

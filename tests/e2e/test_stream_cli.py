@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 
-from kedro_stream.testing.brokers import create_topic
 from tests.conftest import KEDRO, kedro
 from tests.kafka_helpers import committed, read_topic, wait_until
 from tests.reconcile import (
@@ -19,9 +18,10 @@ from tests.reconcile import (
     expected_outputs,
     reconcile_alerts,
     reconcile_dead_letters,
+    reconcile_features,
     reconcile_scores,
 )
-from tests.stream_helpers import configure, fast_group, payments, topics
+from tests.stream_helpers import configure, create_input, fast_group, payments, topics
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 ENV = {**os.environ, "KEDRO_DISABLE_TELEMETRY": "1"}
@@ -71,7 +71,8 @@ def finish(process: subprocess.Popen[str], timeout_s: float = 60) -> tuple[int, 
 
 
 def produce_payments(project: Path, topic: str, bootstrap: str, *options: str) -> None:
-    """``kedro stream produce`` of the example's payments, as a user would run it."""
+    """``kedro stream produce`` of the example's payments, as a user would run it: keyed by
+    account, as the stream's state requires."""
     events = str(project / "data/01_raw/payments.jsonl")
     kedro(
         project,
@@ -83,6 +84,7 @@ def produce_payments(project: Path, topic: str, bootstrap: str, *options: str) -
         bootstrap,
         "--file",
         events,
+        *("--key", "account_id"),
         *options,
     )
 
@@ -99,7 +101,10 @@ def test_broker_produce_consume_as_a_user(stream_project: Path) -> None:
         poison = stream_project / "poison.jsonl"
         poison.write_text('not json\n{"payment_id": "p-1"}\n[]\n')
         produce = ("produce", "--topic", names["input"], "--bootstrap-servers", bootstrap)
-        out = kedro(stream_project, "stream", *produce, "--file", str(events), "--count", "1500")
+        keyed = ("--key", "account_id")
+        out = kedro(
+            stream_project, "stream", *produce, "--file", str(events), *keyed, "--count", "1500"
+        )
         assert "delivered 1500 of 1500 records" in out.stdout
         kedro(stream_project, "stream", *produce, "--file", str(poison))
 
@@ -119,6 +124,7 @@ def test_broker_produce_consume_as_a_user(stream_project: Path) -> None:
         # Exactly the records sent came out, each once, in every output topic.
         expected = expected_outputs(stream_project, payments(stream_project, 1500))
         assert_reconciled(
+            reconcile_features(expected, read_topic(bootstrap, names["features"], expect=1500)),
             reconcile_scores(expected, read_topic(bootstrap, names["scores"], expect=1500)),
             reconcile_alerts(expected, read_topic(bootstrap, names["alerts"])),
             reconcile_dead_letters(
@@ -171,7 +177,7 @@ def test_sigterm_finishes_the_batch_commits_and_exits_0(stream_project: Path, ka
     producer = start(
         stream_project,
         *("produce", "--topic", names["input"], "--bootstrap-servers", bootstrap),
-        *("--file", events, "--rate", "2000"),
+        *("--file", events, "--key", "account_id", "--rate", "2000"),
     )
     service = start(
         stream_project, "consume", "--topic", names["input"], "--bootstrap-servers", bootstrap
@@ -197,7 +203,7 @@ def test_two_instances_share_partitions_and_survive_a_kill(
 ) -> None:
     names = topics("group")
     bootstrap = kafka_broker.bootstrap_servers
-    create_topic(kafka_broker, names["input"], partitions=4)
+    create_input(kafka_broker, names, partitions=4)
     configure(stream_project, names, **{"batch.max_size": 100})
     fast_group(stream_project)
     produce_payments(stream_project, names["input"], bootstrap, "--count", "8000")
@@ -225,8 +231,15 @@ def test_two_instances_share_partitions_and_survive_a_kill(
     code, _, err = finish(second, timeout_s=60)
     assert code == 0, err
     scores = read_topic(bootstrap, names["scores"])
-    sent = {p["payment_id"] for p in payments(stream_project, 8000)}
-    assert {json.loads(m.value())["payment_id"] for m in scores} == sent  # nothing lost
+    sent = payments(stream_project, 8000)
+    assert {json.loads(m.value())["payment_id"] for m in scores} == {p["payment_id"] for p in sent}
+    # The survivor restored the dead member's state from the changelog: every feature row,
+    # repeats of uncommitted batches included, equals the batch computation.
+    assert_reconciled(
+        reconcile_features(
+            expected_outputs(stream_project, sent), read_topic(bootstrap, names["features"])
+        )
+    )
 
 
 @pytest.mark.unsupported_broker(
@@ -238,7 +251,7 @@ def test_two_instances_share_partitions_and_survive_a_kill(
 def test_a_restarted_instance_fences_the_old_one(stream_project: Path, kafka_broker) -> None:
     names = topics("fence")
     bootstrap = kafka_broker.bootstrap_servers
-    create_topic(kafka_broker, names["input"], partitions=2)
+    create_input(kafka_broker, names, partitions=2)
     configure(
         stream_project,
         names,

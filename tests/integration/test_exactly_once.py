@@ -12,7 +12,7 @@ from confluent_kafka import KafkaError
 
 from kedro_stream.devbroker.cluster import ApiKey
 from kedro_stream.service.loop import StreamStopped
-from tests.kafka_helpers import committed, produce_json, read_topic
+from tests.kafka_helpers import committed, produce_payments, read_topic
 from tests.stream_helpers import configure, payments, run_stream, topics
 
 pytestmark = pytest.mark.integration
@@ -28,7 +28,7 @@ def test_outputs_and_offsets_share_the_transaction(
 ) -> None:
     names = topics("eos")
     configure(stream_project, names, **EOS, transactional_id=f"{names['group']}-0")
-    produce_json(kafka_broker.bootstrap_servers, names["input"], payments(stream_project, 250))
+    produce_payments(kafka_broker.bootstrap_servers, names["input"], payments(stream_project, 250))
     fault_injector.start_request_tracking()
     progress = run_stream(
         stream_project, names, kafka_broker.bootstrap_servers, max_messages=250, idle_timeout_s=30
@@ -67,7 +67,7 @@ def test_a_failing_batch_aborts_and_commits_nothing(
         **{"retry.attempts": 2, "retry.backoff_ms": 10},
     )
     broken = {**payments(stream_project, 1)[0], "amount": -1e308}
-    produce_json(kafka_broker.bootstrap_servers, names["input"], [broken])
+    produce_payments(kafka_broker.bootstrap_servers, names["input"], [broken])
     fault_injector.start_request_tracking()
     with pytest.raises(StreamStopped, match="nothing committed"):
         run_stream(stream_project, names, kafka_broker.bootstrap_servers, idle_timeout_s=30)
@@ -84,7 +84,7 @@ def test_a_failing_batch_aborts_and_commits_nothing(
 def test_committed_offsets_come_from_the_transaction(kafka_broker, stream_project: Path) -> None:
     names = topics("eos-offsets")
     configure(stream_project, names, **EOS, transactional_id=f"{names['group']}-0")
-    produce_json(kafka_broker.bootstrap_servers, names["input"], payments(stream_project, 120))
+    produce_payments(kafka_broker.bootstrap_servers, names["input"], payments(stream_project, 120))
     run_stream(
         stream_project, names, kafka_broker.bootstrap_servers, max_messages=120, idle_timeout_s=60
     )
@@ -100,7 +100,7 @@ def test_a_fenced_producer_stops_the_service_with_nothing_committed(
     # The broker answers as it does to a zombie once a newer instance took its transactional id.
     names = topics("eos-fenced")
     configure(stream_project, names, **EOS, transactional_id=f"{names['group']}-0")
-    produce_json(kafka_broker.bootstrap_servers, names["input"], payments(stream_project, 20))
+    produce_payments(kafka_broker.bootstrap_servers, names["input"], payments(stream_project, 20))
     # On broker 1 (the only one): once any test pushed per-broker Produce errors, the mock no
     # longer consults its cluster-wide stack for Produce. Exactly one, because per-broker
     # errors outlive the fixture's reset: the service's first Produce takes it.

@@ -11,7 +11,7 @@ from confluent_kafka.schema_registry import SchemaRegistryClient
 
 from kedro_stream.config import Format
 from kedro_stream.serde import Codec, build_codec
-from tests.kafka_helpers import produce, read_topic
+from tests.kafka_helpers import produce_keyed, read_topic
 from tests.reconcile import (
     assert_reconciled,
     expected_outputs,
@@ -25,16 +25,19 @@ pytestmark = pytest.mark.integration
 COUNT = 300
 
 
-def stream_avro(kafka_broker, project: Path, names: dict[str, str], values: list[bytes]) -> None:
-    produce(kafka_broker.bootstrap_servers, names["input"], values)
+def stream_avro(
+    kafka_broker, project: Path, names: dict[str, str], records: list[tuple[bytes | None, bytes]]
+) -> None:
+    """``records`` are (message key, value): payments keyed by account, as the state needs."""
+    produce_keyed(kafka_broker.bootstrap_servers, names["input"], records)
     progress = run_stream(
         project,
         names,
         kafka_broker.bootstrap_servers,
-        max_messages=len(values),
+        max_messages=len(records),
         idle_timeout_s=30,
     )
-    assert progress.records == len(values)
+    assert progress.records == len(records)
     assert progress.dead_lettered == 1
     assert progress.batches >= 5  # bounded by batch.max_size
 
@@ -81,11 +84,11 @@ def test_avro_in_avro_out(kafka_broker, stream_project: Path) -> None:
     )
     payment = build_codec(Format.AVRO, stream_project / "schemas/payment.avsc")
     good = payments(stream_project, COUNT)
-    values = [payment.encode(p) for p in good]
+    records = [(p["account_id"].encode(), payment.encode(p)) for p in good]
     truncated = payment.encode(good[0])[:-4]
-    values.insert(100, truncated)
+    records.insert(100, (None, truncated))
 
-    stream_avro(kafka_broker, stream_project, names, values)
+    stream_avro(kafka_broker, stream_project, names, records)
 
     score = build_codec(Format.AVRO, stream_project / "schemas/score.avsc")
     check_outputs(kafka_broker, stream_project, names, good, score, bad=truncated)
@@ -118,11 +121,11 @@ def test_confluent_avro_in_and_out(
         Format.AVRO_CONFLUENT, schemas / "payment.avsc", topic=names["input"], registry=registry
     )
     good = payments(stream_project, COUNT)
-    values = [payment.encode(p) for p in good]
-    unknown_id = b"\x00\x00\x00\x7f\xff" + values[0][5:]  # framed, with no such schema id
-    values.insert(100, unknown_id)
+    records = [(p["account_id"].encode(), payment.encode(p)) for p in good]
+    unknown_id = b"\x00\x00\x00\x7f\xff" + records[0][1][5:]  # framed, with no such schema id
+    records.insert(100, (None, unknown_id))
 
-    stream_avro(kafka_broker, stream_project, names, values)
+    stream_avro(kafka_broker, stream_project, names, records)
 
     score = build_codec(
         Format.AVRO_CONFLUENT, schemas / "score.avsc", topic=names["scores"], registry=registry

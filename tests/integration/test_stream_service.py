@@ -10,13 +10,12 @@ from confluent_kafka import KafkaError
 
 from kedro_stream.devbroker.cluster import ApiKey
 from kedro_stream.service.loop import StreamStopped
-from kedro_stream.testing.brokers import create_topic
 from tests.kafka_helpers import (
     committed,
     headers,
     message_count,
     produce,
-    produce_json,
+    produce_payments,
     read_topic,
 )
 from tests.reconcile import (
@@ -24,9 +23,10 @@ from tests.reconcile import (
     expected_outputs,
     reconcile_alerts,
     reconcile_dead_letters,
+    reconcile_features,
     reconcile_scores,
 )
-from tests.stream_helpers import configure, payments, run_stream, topics
+from tests.stream_helpers import configure, create_input, payments, run_stream, topics
 
 pytestmark = pytest.mark.integration
 
@@ -44,12 +44,12 @@ def test_every_good_record_is_scored_and_every_poison_record_dead_lettered(
 ) -> None:
     names = topics("alo")
     bootstrap = kafka_broker.bootstrap_servers
-    create_topic(kafka_broker, names["input"], partitions=3)
+    create_input(kafka_broker, names, partitions=3)
     configure(stream_project, names, **{"batch.max_size": 100})
     good = payments(stream_project, 3000)  # enough synthetic payments to hold some fraud
-    produce_json(bootstrap, names["input"], good[:1500])
+    produce_payments(bootstrap, names["input"], good[:1500])
     produce(bootstrap, names["input"], POISON)
-    produce_json(bootstrap, names["input"], good[1500:])
+    produce_payments(bootstrap, names["input"], good[1500:])
     total = len(good) + len(POISON)
 
     progress = run_stream(stream_project, names, bootstrap, max_messages=total, idle_timeout_s=30)
@@ -60,6 +60,7 @@ def test_every_good_record_is_scored_and_every_poison_record_dead_lettered(
     assert expected.alerts, "3000 synthetic payments hold some fraud"
     # Every output of the namespace, both ways, each record exactly once (nothing failed).
     assert_reconciled(
+        reconcile_features(expected, read_topic(bootstrap, names["features"], expect=len(good))),
         reconcile_scores(expected, read_topic(bootstrap, names["scores"], expect=len(good))),
         reconcile_alerts(expected, read_topic(bootstrap, names["alerts"])),
         reconcile_dead_letters(
@@ -94,7 +95,7 @@ def test_a_failing_batch_is_retried_then_dead_lettered(kafka_broker, stream_proj
     )
     # A payment with a negative amount passes the schema but makes the model's log1p fail.
     broken = {**payments(stream_project, 1)[0], "payment_id": "p-broken", "amount": -1e308}
-    produce_json(kafka_broker.bootstrap_servers, names["input"], [broken])
+    produce_payments(kafka_broker.bootstrap_servers, names["input"], [broken])
     progress = run_stream(
         stream_project, names, kafka_broker.bootstrap_servers, max_messages=1, idle_timeout_s=30
     )
@@ -117,7 +118,7 @@ def test_a_failing_batch_stops_the_service_without_commit(
         stream_project, names, **{"on_failure": "stop", "retry.attempts": 2, "retry.backoff_ms": 10}
     )
     broken = {**payments(stream_project, 1)[0], "payment_id": "p-broken", "amount": -1e308}
-    produce_json(kafka_broker.bootstrap_servers, names["input"], [broken])
+    produce_payments(kafka_broker.bootstrap_servers, names["input"], [broken])
     with pytest.raises(StreamStopped, match=r"failed 2 times.*nothing committed"):
         run_stream(stream_project, names, kafka_broker.bootstrap_servers, idle_timeout_s=30)
     assert committed(kafka_broker.bootstrap_servers, names["group"], names["input"]) == {}
@@ -131,13 +132,13 @@ def test_a_commit_overtaken_by_a_rebalance_is_not_a_failure(
     (re-run, then dead-lettered although its outputs were acknowledged); then, abandoned, its
     offsets were never committed when no later record arrived on those partitions."""
     names = topics("rebalance")
-    create_topic(kafka_broker, names["input"], partitions=1)
+    create_input(kafka_broker, names, partitions=1)
     configure(
         stream_project,
         names,
         **{"on_failure": "dead-letter", "retry.attempts": 1, "batch.max_size": 100},
     )
-    produce_json(kafka_broker.bootstrap_servers, names["input"], payments(stream_project, 100))
+    produce_payments(kafka_broker.bootstrap_servers, names["input"], payments(stream_project, 100))
     fault_injector.push_request_errors(ApiKey.OffsetCommit, [KafkaError.REBALANCE_IN_PROGRESS])
     progress = run_stream(
         stream_project, names, kafka_broker.bootstrap_servers, max_messages=100, idle_timeout_s=30

@@ -50,16 +50,25 @@ from tests.reconcile import (
     expected_outputs,
     reconcile_alerts,
     reconcile_dead_letters,
+    reconcile_features,
     reconcile_scores,
 )
-from tests.stream_helpers import configure, consume_command, fast_group, payments, topics
+from tests.stream_helpers import (
+    changelog,
+    configure,
+    consume_command,
+    fast_group,
+    payments,
+    pinned_payment,
+    topics,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 PARTITIONS, BROKERS = 6, 3
 INPUTS_BROKER, OUTPUTS_BROKER = 1, 2  # the group's coordinator sits with the inputs
 BEFORE, DURING = 1_500, 1_500  # records produced before the fault, and while it lasts
 POISON_EVERY = 101
-OUTPUT_TOPICS = ("scores", "alerts", "dlq")
+OUTPUT_TOPICS = ("features", "scores", "alerts", "dlq")
 ENV = {**os.environ, "KEDRO_DISABLE_TELEMETRY": "1"}
 
 
@@ -271,20 +280,23 @@ class Inputs:
         self.good: dict[int, str] = {}
         self.records: list[dict] = []
         self.poison: dict[int, bytes] = {}
+        self.keys: dict[int, bytes] = {}  # the message key of a good record: its account
         for i in range(BEFORE + DURING):
             if i % POISON_EVERY == 0:
                 self.poison[i] = f'{{"poison": {i}'.encode()
                 value = self.poison[i]
             else:
                 self.good[i] = f"f-{i:05d}"
-                self.records.append({**pool[i % len(pool)], "payment_id": self.good[i]})
+                self.records.append(pinned_payment(pool, i, PARTITIONS, self.good[i]))
                 value = json.dumps(self.records[-1]).encode()
+                self.keys[i] = self.records[-1]["account_id"].encode()
             self.values.append(value)
 
     def produce(self, bootstrap: str, topic: str, start: int, stop: int) -> None:
         producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True})
         for i in range(start, stop):
-            producer.produce(topic, self.values[i], partition=i % PARTITIONS)
+            key = None if i in self.poison else self.keys[i]
+            producer.produce(topic, self.values[i], key, partition=i % PARTITIONS)
             producer.poll(0)
         assert producer.flush(60) == 0
 
@@ -409,6 +421,7 @@ def test_the_service_rides_out_the_fault(
     names = topics("fault")
     for topic in ("input", *OUTPUT_TOPICS):
         faults.create_topic(names[topic], PARTITIONS)
+    faults.create_topic(changelog(names), PARTITIONS)  # as create_input does
     set_leaders(faults, names, placed_leader)
     faults.coordinator_set("group", names["group"], INPUTS_BROKER)
     configure(stream_project, names, **{"batch.max_size": 200})
@@ -472,6 +485,7 @@ def test_the_service_rides_out_the_fault(
     outputs = {topic: read_all(bootstrap, names[topic], timeout_s=30) for topic in OUTPUT_TOPICS}
     assert all(messages is not None for messages in outputs.values())
     rows = (
+        reconcile_features(expected, outputs["features"]),  # type: ignore[arg-type]
         reconcile_scores(expected, outputs["scores"]),  # type: ignore[arg-type]
         reconcile_alerts(expected, outputs["alerts"]),  # type: ignore[arg-type]
         reconcile_dead_letters(

@@ -1,8 +1,10 @@
 """The crash loop: 100 000 payments streamed in while the consumer is SIGKILLed at random points
 ten times and restarted, in both guarantees.
 
-At-least-once: every good input has its score, and its alert when it scores at or above the
-threshold (duplicates counted and reported, never lost), every poison record is in the
+At-least-once: every good input has its velocity features, equal to the batch computation
+(the per-account state survives every kill without counting a payment twice), its score, and
+its alert when it scores at or above the threshold (duplicates counted and reported, never
+lost), every poison record is in the
 dead-letter topic as a decode error, and nothing else is in any of them. After every kill, no
 committed record may lack any of its outputs. Exactly-once: the same, plus, on a broker whose
 read_committed readers hide aborted transactions, exactly one output per input.
@@ -35,10 +37,19 @@ from tests.reconcile import (
     expected_outputs,
     reconcile_alerts,
     reconcile_dead_letters,
+    reconcile_features,
     reconcile_scores,
     table,
 )
-from tests.stream_helpers import configure, consume_command, fast_group, payments, topics
+from tests.stream_helpers import (
+    configure,
+    consume_command,
+    create_input,
+    fast_group,
+    payments,
+    pinned_payment,
+    topics,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 TOTAL, KILLS, POISON_EVERY, PARTITIONS = 100_000, 10, 97, 16
@@ -76,7 +87,7 @@ def inputs(project: Path) -> tuple[list[bytes], list[dict], set[bytes]]:
             value = poison_value(i)
             poison.add(value)
         else:
-            good.append({**pool[i % len(pool)], "payment_id": payment_id})
+            good.append(pinned_payment(pool, i, PARTITIONS, payment_id))
             value = json.dumps(good[-1]).encode()
         values.append(value)
     return values, good, poison
@@ -84,7 +95,8 @@ def inputs(project: Path) -> tuple[list[bytes], list[dict], set[bytes]]:
 
 def produce_in_order(bootstrap: str, topic: str, values: list[bytes], start: int) -> None:
     """Record ``i`` to partition ``i % PARTITIONS``, in order: it lands at offset
-    ``i // PARTITIONS``, so a committed offset names exactly the records it claims."""
+    ``i // PARTITIONS``, so a committed offset names exactly the records it claims. A payment's
+    message key is its account, pinned to that partition (``pinned_payment``)."""
     producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True})
     first: dict[int, int] = {}
 
@@ -93,10 +105,18 @@ def produce_in_order(bootstrap: str, topic: str, values: list[bytes], start: int
             first.setdefault(msg.partition(), msg.offset())
 
     for i, value in enumerate(values, start):
-        producer.produce(topic, value, partition=i % PARTITIONS, on_delivery=delivered)
+        key = account_key(value)
+        producer.produce(topic, value, key, partition=i % PARTITIONS, on_delivery=delivered)
         producer.poll(0)
     assert producer.flush(60) == 0
     assert_retained(bootstrap, topic, first)
+
+
+def account_key(value: bytes) -> bytes | None:
+    try:
+        return json.loads(value)["account_id"].encode()
+    except ValueError:
+        return None  # poison
 
 
 def claimed(offsets: dict[int, int]) -> tuple[set[str], set[bytes]]:
@@ -153,7 +173,8 @@ def crash_loop(handle: BrokerHandle, project: Path, guarantee: str) -> CrashRun:
     names = topics(f"crash-{guarantee}")
     bootstrap = handle.bootstrap_servers
     # 16 partitions keep each one far below the embedded broker's ~5 MiB retention.
-    for topic in ("input", "scores", "alerts", "dlq"):
+    create_input(handle, names, PARTITIONS)
+    for topic in ("features", "scores", "alerts", "dlq"):
         create_topic(handle, names[topic], partitions=PARTITIONS)
     configure(project, names, **{"batch.max_size": 1000, "guarantee": guarantee})
     fast_group(project)
@@ -175,7 +196,12 @@ def crash_loop(handle: BrokerHandle, project: Path, guarantee: str) -> CrashRun:
         consume, cwd=project, env=ENV, capture_output=True, text=True, timeout=300, check=False
     )
     assert final.returncode == 0, final.stderr[-2000:]
-    for output in ("scores", "alerts", "dlq"):  # a broker that dropped them is not a loss
+    for output in (
+        "features",
+        "scores",
+        "alerts",
+        "dlq",
+    ):  # a broker that dropped them is not a loss
         everything = dict.fromkeys(partitions(bootstrap, names[output]), 0)
         assert_retained(bootstrap, names[output], everything)
     return CrashRun(names, expected, poison, progress(bootstrap, names), ahead_at_kills)
@@ -245,6 +271,9 @@ def check_nothing_lost(
         return read_topic(bootstrap, run.names[topic], timeout_s=timeout_s, isolation=isolation)
 
     rows = (
+        # Every feature row, repeats of uncommitted batches included, equals the batch
+        # computation: the state restored after each kill counted no payment twice.
+        reconcile_features(run.expected, read("features", 120)),
         reconcile_scores(run.expected, read("scores", 120)),  # duplicates too
         reconcile_alerts(run.expected, read("alerts", 60)),
         reconcile_dead_letters(

@@ -11,19 +11,20 @@ import pytest
 
 from kedro_stream.config import Format
 from kedro_stream.serde import build_codec
-from kedro_stream.testing.brokers import create_topic
-from tests.kafka_helpers import headers, produce, read_topic
+from tests.kafka_helpers import headers, produce_keyed, read_topic
 from tests.reconcile import (
     assert_reconciled,
     expected_outputs,
     reconcile_alerts,
     reconcile_dead_letters,
+    reconcile_features,
     reconcile_scores,
 )
-from tests.stream_helpers import configure, payments, run_stream, topics
+from tests.stream_helpers import configure, create_input, payments, run_stream, topics
 
 pytestmark = pytest.mark.integration
 TOTAL = 10_000
+LAP_MS = 10 * 24 * 3_600_000  # later than the pool's whole span
 
 
 def rss_mib() -> float:
@@ -56,22 +57,26 @@ def junk(rng: random.Random, good: dict, avro: bytes) -> bytes:
 
 def test_ten_thousand_good_and_bad_records(kafka_broker, stream_project: Path) -> None:
     names = topics("fuzz")
-    create_topic(kafka_broker, names["input"], partitions=8)
+    create_input(kafka_broker, names, partitions=8)
     configure(stream_project, names, **{"batch.max_size": 500})
     rng = random.Random(20261123)
     pool = payments(stream_project, 5000)
     avro = build_codec(Format.AVRO, stream_project / "schemas/payment.avsc").encode(pool[0])
-    values, good, bad = [], [], []
+    records: list[tuple[bytes | None, bytes]] = []
+    good, bad = [], []
     for i in range(TOTAL):
         if rng.random() < 0.5:
-            record = {**pool[i % len(pool)], "payment_id": f"fz-{i}"}
+            # Each lap over the pool comes later in event time: accounts stay in order.
+            pick = pool[i % len(pool)]
+            lap = (i // len(pool)) * LAP_MS
+            record = {**pick, "payment_id": f"fz-{i}", "event_time": pick["event_time"] + lap}
             good.append(record)
-            values.append(json.dumps(record).encode())
+            records.append((record["account_id"].encode(), json.dumps(record).encode()))
         else:
-            values.append(junk(rng, pool[i % len(pool)], avro))
-            bad.append(values[-1])
+            bad.append(junk(rng, pool[i % len(pool)], avro))
+            records.append((None, bad[-1]))
     bootstrap = kafka_broker.bootstrap_servers
-    produce(bootstrap, names["input"], values)
+    produce_keyed(bootstrap, names["input"], records)
 
     before = rss_mib()
     progress = run_stream(stream_project, names, bootstrap, max_messages=TOTAL, idle_timeout_s=60)
@@ -84,6 +89,7 @@ def test_ten_thousand_good_and_bad_records(kafka_broker, stream_project: Path) -
     # Each good record scored once, each bad one dead-lettered once as a decode error, and
     # nothing else in either topic.
     assert_reconciled(
+        reconcile_features(expected, read_topic(bootstrap, names["features"], expect=len(good))),
         reconcile_scores(expected, read_topic(bootstrap, names["scores"], expect=len(good))),
         reconcile_alerts(expected, read_topic(bootstrap, names["alerts"])),
         reconcile_dead_letters(bad, dead, stage="decode", error_class="DecodeError"),

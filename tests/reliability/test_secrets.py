@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from tests.conftest import KEDRO
-from tests.kafka_helpers import committed, produce_json, wait_until
+from tests.kafka_helpers import committed, produce_payments, wait_until
 from tests.stream_helpers import configure, consume_command, payments, topics
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
@@ -32,7 +32,7 @@ def test_secrets_never_leave(kafka_broker, stream_project: Path) -> None:
     stream_yml.write_text(yaml.safe_dump(config))
     credentials = {"kafka": {"sasl.username": "svc-scoring", **SECRETS}}
     (stream_project / "conf" / "local" / "credentials.yml").write_text(yaml.safe_dump(credentials))
-    produce_json(kafka_broker.bootstrap_servers, names["input"], payments(stream_project, 50))
+    produce_payments(kafka_broker.bootstrap_servers, names["input"], payments(stream_project, 50))
 
     out = stream_project / "consume.out"
     env = {**os.environ, "KEDRO_DISABLE_TELEMETRY": "1"}

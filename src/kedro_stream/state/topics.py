@@ -33,10 +33,16 @@ def ensure_changelogs(
     for name in changelogs:
         found = len(topics[name].partitions) if name in topics else 0
         if found != partitions:
+            fix = (
+                # It makes a missing topic with its fixed partition count when asked for one.
+                f"start the development broker with `--topic {name} --partitions {partitions}`"
+                if development_broker
+                else "delete and recreate the changelog, or name another"
+            )
             raise StateError(
                 f"changelog topic {name!r} has {found} partitions, input topic {input_topic!r} "
                 f"{partitions}: state is kept per input partition, so they must match (co-"
-                "partitioning); delete and recreate the changelog, or name another"
+                f"partitioning); {fix}"
             )
 
 
