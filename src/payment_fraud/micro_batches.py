@@ -1,6 +1,8 @@
 """Score ``data/01_raw/payments.jsonl`` in micro-batches through kedro-stream's Python API.
 
-What the stream service does per batch, minus Kafka: boot once, then ``session.run`` per batch.
+What the stream service does per batch, minus Kafka: boot once, then ``session.run`` per batch,
+handing each batch its accounts' state rows and keeping the rows it returns (the stream keeps
+them in a store per partition; here a dict does).
 Run ``kedro run`` first. Usage, from the repository (the example is not installed):
 ``PYTHONPATH=src python -m payment_fraud.micro_batches [--batch-size N]``.
 """
@@ -16,7 +18,7 @@ import pandas as pd
 from rich.console import Console
 from rich.table import Table
 
-from kedro_stream import boot_project
+from kedro_stream import NamespaceSpec, boot_project
 
 PROJECT = Path(__file__).resolve().parents[2]
 
@@ -32,14 +34,23 @@ def main() -> None:
     events = pd.read_json(args.events, lines=True, dtype=False)
 
     started = time.perf_counter()
-    with boot_project(PROJECT, namespaces=["scoring"]) as session:
+    state = NamespaceSpec(
+        namespace="scoring", states={"account_activity": "account_activity_updates"}
+    )
+    activity: dict[str, dict] = {}  # account_id -> its state row
+    with boot_project(PROJECT, namespaces=["scoring"], specs=[state]) as session:
         boot_s = time.perf_counter() - started
         durations, scored, alerts = [], 0, []
         for start in range(0, len(events), args.batch_size):
             batch = events.iloc[start : start + args.batch_size]
+            rows = [activity[a] for a in batch["account_id"].unique() if a in activity]
             t0 = time.perf_counter()
-            out = session.run("scoring", inputs={"payments": batch})
+            out = session.run(
+                "scoring", inputs={"payments": batch, "account_activity": pd.DataFrame(rows)}
+            )
             durations.append((time.perf_counter() - t0) * 1000)
+            for row in out["account_activity_updates"].to_dict(orient="records"):
+                activity[row["account_id"]] = row
             scored += len(out["scores"])
             alerts.append(out["alerts"])
 
