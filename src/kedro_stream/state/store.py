@@ -15,7 +15,7 @@ import struct
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
-from rocksdict import Options, Rdict, WriteBatch
+from rocksdict import BlockBasedOptions, Cache, Options, Rdict, WriteBatch, WriteBufferManager
 
 from kedro_stream.state.errors import StateError
 
@@ -27,6 +27,21 @@ _AS_OF = struct.Struct(">q")
 _LIVE, _REMOVED = b"\x01", b"\x00"
 # A store per partition: RocksDB's defaults (64 MiB memtables) would multiply by the partitions.
 _WRITE_BUFFER_BYTES = 8 << 20
+# Yet a budget per store still multiplies: each store had its own 32 MiB block cache and up to
+# 2 x 8 MiB of memtables, which hold every version of a row until they flush; with 24 partitions
+# the service grew by ~1 KiB a key for as long as keys came (`make soak`). So every store of the
+# process shares one block cache, and its memtables are charged to that cache and flushed when
+# together they pass their share: RocksDB's memory is capped whatever the partitions.
+_CACHE_BYTES = 64 << 20
+MEMTABLES_BYTES = 16 << 20  # of _CACHE_BYTES
+# A memtable is charged for its arena's blocks, by default an eighth of its write buffer (1 MiB)
+# each: two dozen near-empty memtables would pass the share and flush at every write.
+_ARENA_BLOCK_BYTES = 64 << 10
+# Module-level: the cache must outlive every store using it, and the budget is the process's.
+_CACHE = Cache(_CACHE_BYTES)
+_MEMTABLES = WriteBufferManager.new_write_buffer_manager_with_cache(
+    MEMTABLES_BYTES, allow_stall=False, cache=_CACHE
+)
 
 
 def _options() -> Options:
@@ -34,6 +49,11 @@ def _options() -> Options:
     options.create_if_missing(True)
     options.set_write_buffer_size(_WRITE_BUFFER_BYTES)
     options.set_max_write_buffer_number(2)
+    options.set_write_buffer_manager(_MEMTABLES)
+    options.set_arena_block_size(_ARENA_BLOCK_BYTES)
+    table = BlockBasedOptions()
+    table.set_block_cache(_CACHE)
+    options.set_block_based_table_factory(table)
     return options
 
 

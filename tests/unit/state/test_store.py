@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
 
 from kedro_stream.state.errors import StateError
-from kedro_stream.state.store import PartitionStore
+from kedro_stream.state.store import MEMTABLES_BYTES, PartitionStore
 
 
 def test_rows_tombstones_and_the_changelog_offset_survive_a_reopen(tmp_path: Path) -> None:
@@ -52,3 +53,20 @@ def test_a_store_that_cannot_be_opened_is_a_state_error(tmp_path: Path) -> None:
     (tmp_path / "taken").write_text("a file where the store's folder should be")
     with pytest.raises(StateError, match=r"cannot open the state store .*taken/p"):
         PartitionStore(tmp_path / "taken" / "p")
+
+
+def _memtable_bytes(stores: list[PartitionStore]) -> int:
+    return sum(s._db.property_int_value("rocksdb.cur-size-all-mem-tables") or 0 for s in stores)
+
+
+def test_the_stores_of_a_process_share_one_memtable_budget(tmp_path: Path) -> None:
+    """A budget per store multiplied by the partitions: the service grew with its keys. Each
+    memtable is charged for its arena's blocks too, so those must be small."""
+    stores = [PartitionStore(tmp_path / f"p{i}") for i in range(24)]
+    for n in range(10):  # as batches write: ~1.2 MiB a store, under its write buffer; 28 in all
+        for store in stores:
+            store.apply([(f"k{n}-{i}", 1, b"x" * 200) for i in range(500)])
+    deadline = time.monotonic() + 10
+    while _memtable_bytes(stores) > MEMTABLES_BYTES and time.monotonic() < deadline:
+        time.sleep(0.05)  # flushes run in the background
+    assert _memtable_bytes(stores) <= MEMTABLES_BYTES
