@@ -413,6 +413,9 @@ def measure(way: str, fmt: str, topic: str, setup: Setup) -> tuple[float, float,
             total=setup.total,
             params_path=setup.quix_params,
             schema_path=PROJECT / "schemas/payment.avsc",
+            create_topic=lambda name: setup.target.broker.faults.create_topic(
+                name, setup.target.partitions
+            ),
             commit_every=setup.batch_size,
         )
     return hand_written_loop(
