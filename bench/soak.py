@@ -1,8 +1,9 @@
 """Soak: stream many records through ``kedro stream consume`` and watch throughput and memory.
 
-A producer streams payments into the input topic, held back so the backlog never exceeds
-``--max-backlog`` (the embedded broker keeps only ~5 MiB a partition). The service runs as a
-user would start it, with ``--metrics-port``; every ``--window-s`` this script reads its
+A producer streams payments into the input topic, keyed by account as the stream's state needs,
+held back so the backlog never exceeds ``--max-backlog`` (the embedded broker keeps only ~5 MiB
+a partition). The service runs as a user would start it, with ``--metrics-port``; every
+``--window-s`` this script reads its
 ``kedro_stream_records_consumed_total`` from /metrics and its resident memory from /proc.
 
 It prints one row per window, then the steady state: windows after the first ``--warmup``
@@ -27,16 +28,18 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 os.environ.setdefault("KEDRO_DISABLE_TELEMETRY", "1")
 REPO = Path(__file__).resolve().parents[1]
 KEDRO = str(Path(sys.executable).with_name("kedro"))
-TOPICS = ("payments", "payment-scores", "payment-alerts", "payments.dlq")
+TOPICS = ("payments", "payment-features", "payment-scores", "payment-alerts", "payments.dlq")
 
 from confluent_kafka import Producer  # noqa: E402
 
 import consume_process  # noqa: E402
 from kedro_stream.devbroker.process import EmbeddedBroker  # noqa: E402
+from kedro_stream.service.app import load_config  # noqa: E402
 
 
 @dataclass
@@ -53,9 +56,24 @@ def ensure_model(project: Path) -> None:
         subprocess.run([KEDRO, "run"], cwd=project, check=True)
 
 
-def payment_values(project: Path) -> list[bytes]:
+def payment_records(project: Path) -> list[dict[str, Any]]:
     lines = (project / "data/01_raw/payments.jsonl").read_bytes().splitlines()
-    return [line for line in lines if line.strip()]
+    return [json.loads(line) for line in lines if line.strip()]
+
+
+def changelog_topics(project: Path, group: str) -> list[str]:
+    """The changelogs of the stream reading ``payments`` when run as ``group``, as the service
+    names them: made up front with the input's partition count, which the embedded broker
+    cannot give a topic it creates itself."""
+    _, stream, _ = load_config(
+        project,
+        env=None,
+        topic="payments",
+        namespace=None,
+        overrides={"group_id": group},
+        bootstrap_servers=None,
+    )
+    return [spec.changelog_topic for spec in stream.state.values()]
 
 
 def rss_mib(pid: int) -> float:
@@ -68,25 +86,27 @@ def rss_mib(pid: int) -> float:
 class Feeder(threading.Thread):
     """Produces ``total`` records, never more than ``max_backlog`` ahead of the service.
 
-    Records go round-robin over the partitions: the default sticky partitioner fills one
-    partition at a time, which can put more than the embedded broker's retention into one
-    partition and have unread records dropped.
+    The payments go over and over, each pass moved past the previous one in event time: an
+    account's payments stay in order, so its state keeps one day's window however long the
+    soak. Keyed by account, records spread over the partitions by key (unkeyed, the sticky
+    partitioner would fill one partition at a time, past the embedded broker's retention).
     """
 
     def __init__(
-        self, bootstrap: str, values: list[bytes], total: int, max_backlog: int, partitions: int
+        self, bootstrap: str, records: list[dict[str, Any]], total: int, max_backlog: int
     ) -> None:
         super().__init__(daemon=True, name="soak-producer")
-        self.values = values
+        self.records = records
+        times = [record["event_time"] for record in records]
+        self.span_ms = max(times) - min(times) + 24 * 3_600_000
         self.bootstrap, self.total, self.max_backlog = bootstrap, total, max_backlog
-        self.partitions = partitions
         self.done_by_service = 0  # updated by the sampling loop
         self.sent = 0
         self.error: BaseException | None = None
 
     def run(self) -> None:
         try:
-            values = self.values
+            records = self.records
             producer = Producer(
                 {"bootstrap.servers": self.bootstrap, "linger.ms": 20, "batch.size": 1_000_000}
             )
@@ -95,12 +115,15 @@ class Feeder(threading.Thread):
                     time.sleep(0.05)  # back-pressure: the service is behind
                     continue
                 for _ in range(min(5_000, self.total - self.sent)):
+                    passes, source = divmod(self.sent, len(records))
+                    record = records[source]
+                    value = {**record, "event_time": record["event_time"] + passes * self.span_ms}
                     while True:
                         try:
                             producer.produce(
                                 "payments",
-                                values[self.sent % len(values)],
-                                partition=self.sent % self.partitions,
+                                json.dumps(value).encode(),
+                                key=record["account_id"].encode(),
                             )
                             break
                         except BufferError:
@@ -114,18 +137,22 @@ class Feeder(threading.Thread):
 
 
 def start_service(
-    bootstrap: str, args: argparse.Namespace, log: Path
+    broker: EmbeddedBroker, args: argparse.Namespace, log: Path
 ) -> tuple[subprocess.Popen[str], str]:
-    options = ["--topic", "payments", "--bootstrap-servers", bootstrap]
-    options += ["--group-id", f"soak-{uuid.uuid4().hex[:8]}"]
+    group = f"soak-{uuid.uuid4().hex[:8]}"
+    for changelog in changelog_topics(args.project, group):
+        broker.faults.create_topic(changelog, args.partitions)
+    options = ["--topic", "payments", "--bootstrap-servers", broker.bootstrap_servers]
+    options += ["--group-id", group]
     options += ["--max-batch-size", str(args.batch_size)]
     return consume_process.start(options, cwd=args.project, stderr=log.open("w"))
 
 
-def soak(bootstrap: str, args: argparse.Namespace) -> list[Window]:
-    service, metrics_url = start_service(bootstrap, args, args.log)
-    values = payment_values(args.project)
-    feeder = Feeder(bootstrap, values, args.records, args.max_backlog, args.partitions)
+def soak(broker: EmbeddedBroker, args: argparse.Namespace) -> list[Window]:
+    bootstrap = broker.bootstrap_servers
+    service, metrics_url = start_service(broker, args, args.log)
+    records = payment_records(args.project)
+    feeder = Feeder(bootstrap, records, args.records, args.max_backlog)
     windows: list[Window] = []
     try:
         feeder.start()
@@ -230,7 +257,7 @@ def main() -> int:
         flush=True,
     )
     with EmbeddedBroker.start(partitions=args.partitions, topics=TOPICS) as broker:
-        windows = soak(broker.bootstrap_servers, args)
+        windows = soak(broker, args)
     summary = summarise(windows, args)
     print(
         f"\nsteady state ({summary['steady_windows']} windows after the first "
