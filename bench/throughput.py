@@ -1,4 +1,4 @@
-"""Throughput of one job run five ways, side by side against the same broker and records.
+"""Throughput of one job run six ways, side by side against the same broker and records.
 
 The job: consume a micro-batch of payments (keyed by account) → decode (JSON or schemaless
 Avro) → score with the ``scoring`` namespace's logic, which keeps each account's recent payments
@@ -95,11 +95,11 @@ def encode_inputs(events: pd.DataFrame, count: int, fmt: str) -> list[tuple[byte
     span = int(events["event_time"].max() - events["event_time"].min()) + MS_PER_DAY
     encoded = []
     for i in range(count):
-        rounds, source = divmod(i, len(records))
+        passes, source = divmod(i, len(records))
         record = {
             **records[source],
             "payment_id": f"b-{i}",
-            "event_time": records[source]["event_time"] + rounds * span,
+            "event_time": records[source]["event_time"] + passes * span,
         }
         if fmt == "json":
             value = json.dumps(record).encode()
