@@ -16,12 +16,13 @@ import subprocess
 import sys
 import tempfile
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 # fastavro comes with the ``avro`` extra; orjson is already a dependency of quixstreams.
 REQUIREMENT = "quixstreams[avro]==3.28.1"
-SUFFIXES = ("-quix-scores", "-quix-alerts")
+SUFFIXES = ("-quix-features", "-quix-scores", "-quix-alerts")
 APP = Path(__file__).resolve().with_name("quix_app.py")
 TIMEOUT_S = 900
 _STAMP = "bench-requirement.txt"
@@ -64,7 +65,7 @@ def model_params(model: Any, threshold: float) -> dict[str, Any]:
     project's ``FEATURE_COLUMNS``), which the application checks against its own feature order
     before scoring anything.
     """
-    from payment_fraud import features
+    from payment_fraud import features, velocity
     from payment_fraud.pipelines.scoring import nodes
 
     scaler, regression = model[0], model[-1]
@@ -86,8 +87,12 @@ def model_params(model: Any, threshold: float) -> dict[str, Any]:
             "night_end_hour": features.NIGHT_END_HOUR,
             "high_amount": features.HIGH_AMOUNT,
             "ms_per_hour": features.MS_PER_HOUR,
+            "ms_per_day": velocity.MS_PER_DAY,
+            "no_previous_s": features._NO_PREVIOUS_S,
+            "burst_count_1h": nodes.BURST_COUNT_1H,
             "reasons": [list(pair) for pair in nodes._REASONS],
             "no_flag_reason": nodes._NO_FLAGGED_REASON,
+            "feature_fields": list(velocity.PAYMENT_FEATURE_COLUMNS),
             "score_fields": list(nodes.SCORE_COLUMNS),
             "alert_fields": list(nodes.ALERT_COLUMNS),
         },
@@ -100,6 +105,12 @@ def write_params(path: Path, model: Any, threshold: float) -> Path:
     return path
 
 
+def changelog_topic(group: str, topic: str) -> str:
+    """The changelog of the application's state store, as Quix names it
+    (``TopicManager.changelog_topic``: ``changelog__{group}--{input topic}--{store}``)."""
+    return f"changelog__{group}--{topic}--default"
+
+
 def run(
     python: Path,
     *,
@@ -109,14 +120,18 @@ def run(
     total: int,
     params_path: Path,
     schema_path: Path,
+    create_topic: Callable[[str], None],
     commit_every: int = 1000,
 ) -> tuple[float, float, int]:
     """Run the Quix application over ``total`` records of ``topic``.
 
     Returns (time its ``commit_every``-th record was processed, time its final commit
     finished, ``commit_every``), wall-clock seconds. Outputs go to ``topic`` + ``SUFFIXES``,
-    which the caller creates beforehand.
+    which the caller creates beforehand; ``create_topic`` makes the state's changelog with the
+    input's partition count (Quix would, but the development broker cannot create topics).
     """
+    group = f"bench-quix-{uuid.uuid4().hex[:8]}"
+    create_topic(changelog_topic(group, topic))
     command = [
         str(python),
         str(APP),
@@ -133,7 +148,7 @@ def run(
         "--total",
         str(total),
         "--group",
-        f"bench-quix-{uuid.uuid4().hex[:8]}",
+        group,
         "--commit-every",
         str(commit_every),
     ]

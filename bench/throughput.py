@@ -1,24 +1,32 @@
-"""Throughput of one job run five ways, side by side against the same broker and records.
+"""Throughput of one job run six ways, side by side against the same broker and records.
 
-The job: consume a micro-batch of payments → decode (JSON or schemaless Avro) → score with the
-``scoring`` namespace's logic → encode the scores and alerts as JSON → produce → commit after
+The job: consume a micro-batch of payments (keyed by account) → decode (JSON or schemaless
+Avro) → score with the ``scoring`` namespace's logic, which keeps each account's recent payments
+as state → encode the velocity features, scores and alerts as JSON → produce → commit after
 every output is acknowledged. Ways:
-  raw         (a) a hand-written confluent-kafka loop calling the plain node functions: the limit
-  stream      (b) ``kedro stream consume`` (a subprocess, as a user starts it)
+  raw         (a) a hand-written confluent-kafka loop calling the plain node functions, the
+              state in a dict: the limit
+  stream      (b) ``kedro stream consume`` (a subprocess, as a user starts it), its state as
+              stream.yml declares it: a store per partition and a changelog topic
+  stream-stateless  (b') the same on a project whose stream.yml has no ``state:``: the empty
+              state dataset is loaded once, so velocity sees each batch alone; what (b) pays
+              for keeping state is the difference
   quix        (c) a Quix Streams 3.28 application (``bench/quix_app.py``, a virtualenv of its
-              own): a per-record port of the scoring logic, committing every batch-size records
+              own): a per-record port of the scoring logic with Quix's own per-key state,
+              committing every batch-size records
   kedro-boot  (d) kedro-boot 0.3.0's ``session.run`` inside the hand-written loop
   session     (e) a fresh ``KedroSession`` per batch inside the hand-written loop
 Throughput is counted between a way's first and last commit, so start-up (Kedro boot, group
-join) is left out for every way alike. Then end-to-end latency of ``kedro stream consume`` at
-a fixed rate: output record timestamp minus input record timestamp (both set by producers on
-this host).
+join, state restore) is left out for every way alike. Then end-to-end latency of ``kedro stream
+consume`` at a fixed rate: output record timestamp minus input record timestamp (both set by
+producers on this host).
 
 Usage: python bench/throughput.py [--records 200000] [--formats json,avro] [--ways ...]
                                  [--rounds 1] [--json]
 With --json the last line is one JSON object: ``records_per_s`` per way and format,
-``ratio_vs_raw`` and ``ratio_vs_quix`` (stream over each; the lower of the formats, with
-``*_by_format`` beside), ``e2e_p50_ms`` and ``e2e_p99_ms``.
+``ratio_vs_raw``, ``ratio_vs_quix`` and ``stateful_vs_stateless`` (stream over raw, quix and
+stream-stateless; the lower of the formats, with ``*_by_format`` beside), ``e2e_p50_ms`` and
+``e2e_p99_ms``.
 """
 
 from __future__ import annotations
@@ -51,10 +59,25 @@ from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartit
 import consume_process
 import quix_way
 from kedro_stream.devbroker.process import EmbeddedBroker
-from session_overhead import PROJECT, prepare, quiet_kedro_logging, variants
+from payment_fraud.velocity import ACTIVITY_COLUMNS, MS_PER_DAY
+from session_overhead import (
+    PROJECT,
+    ActivityStore,
+    Outputs,
+    Run,
+    prepare,
+    quiet_kedro_logging,
+    variants,
+)
 
 SCHEMA = fastavro.parse_schema(json.loads((PROJECT / "schemas/payment.avsc").read_text()))
-Transform = Callable[[pd.DataFrame], tuple[pd.DataFrame, pd.DataFrame]]
+Transform = Callable[[pd.DataFrame], Outputs]
+# Output topic suffix -> the output and its message key, as stream.yml publishes them.
+OUTPUTS: dict[str, tuple[str, str]] = {
+    "features": ("payment_features", "account_id"),
+    "scores": ("scores", "payment_id"),
+    "alerts": ("alerts", "account_id"),
+}
 
 
 def log(message: str) -> None:
@@ -64,35 +87,46 @@ def log(message: str) -> None:
 # ------------------------------------------------------------------------------- records
 
 
-def encode_inputs(events: pd.DataFrame, count: int, fmt: str) -> list[bytes]:
+def encode_inputs(events: pd.DataFrame, count: int, fmt: str) -> list[tuple[bytes, bytes]]:
+    """(key, value) of ``count`` payments, keyed by account as a stateful stream needs: the
+    events over and over, each pass moved past the previous one in event time, so an account's
+    payments keep arriving in order (none late) however many passes."""
     records = json.loads(events.to_json(orient="records"))
-    values = []
+    span = int(events["event_time"].max() - events["event_time"].min()) + MS_PER_DAY
+    encoded = []
     for i in range(count):
-        record = {**records[i % len(records)], "payment_id": f"b-{i}"}
+        passes, source = divmod(i, len(records))
+        record = {
+            **records[source],
+            "payment_id": f"b-{i}",
+            "event_time": records[source]["event_time"] + passes * span,
+        }
         if fmt == "json":
-            values.append(json.dumps(record).encode())
+            value = json.dumps(record).encode()
         else:
             out = io.BytesIO()
             fastavro.schemaless_writer(out, SCHEMA, record)
-            values.append(out.getvalue())
-    return values
+            value = out.getvalue()
+        encoded.append((record["account_id"].encode(), value))
+    return encoded
 
 
 def create_topics(broker: EmbeddedBroker, topic: str, partitions: int) -> None:
     """The input and every way's outputs, all with ``partitions`` (the mock's auto-created
     topics get 4, and keeps ~5 MiB a partition)."""
-    suffixes = ("", "-raw-scores", "-raw-alerts", "-stream-scores", "-stream-alerts")
-    for suffix in (*suffixes, *quix_way.SUFFIXES):
+    suffixes = [f"-{way}-{output}" for way in ("raw", "stream") for output in OUTPUTS]
+    for suffix in ("", *suffixes, *quix_way.SUFFIXES):
         broker.faults.create_topic(topic + suffix, partitions)
     broker.faults.create_topic(f"{topic}-stream-dlq", 1)
 
 
-def produce(bootstrap: str, topic: str, values: list[bytes], partitions: int) -> None:
+def produce(bootstrap: str, topic: str, records: list[tuple[bytes, bytes]]) -> None:
+    """Keyed: the producer's partitioner keeps each account on one partition."""
     producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 20})
-    for i, value in enumerate(values):
+    for key, value in records:
         while True:
             try:
-                producer.produce(topic, value, partition=i % partitions)
+                producer.produce(topic, value, key=key)
                 break
             except BufferError:
                 producer.poll(0.05)
@@ -108,6 +142,18 @@ def decoder(fmt: str) -> Callable[[bytes], dict[str, Any]]:
     if fmt == "json":
         return json.loads
     return lambda value: fastavro.schemaless_reader(io.BytesIO(value), SCHEMA)
+
+
+def stateful(run: Run) -> Transform:
+    """``run`` with each account's state kept in a dict between batches, from none."""
+    store = ActivityStore()
+
+    def transform(batch: pd.DataFrame) -> Outputs:
+        outputs = run(batch, store.rows_of(batch))
+        store.update(outputs.account_activity_updates)
+        return outputs
+
+    return transform
 
 
 def hand_written_loop(
@@ -144,10 +190,13 @@ def hand_written_loop(
             if not messages:
                 continue
             batch = pd.DataFrame.from_records([decode(m.value()) for m in messages])
-            scores, alerts = transform(batch)
-            for name, frame, key in (("scores", scores, "payment_id"), ("alerts", alerts, None)):
+            outputs = transform(batch)._asdict()
+            for name, (output, key) in OUTPUTS.items():
+                frame = outputs[output]
+                if frame.empty:  # to_json writes an empty line for no rows
+                    continue
                 lines = frame.to_json(orient="records", lines=True).splitlines()
-                keys = frame[key].astype(str).tolist() if key else [None] * len(lines)
+                keys = frame[key].astype(str).tolist()
                 for line, k in zip(lines, keys, strict=True):
                     producer.produce(
                         f"{topic}-raw-{name}", line.encode(), key=k, on_delivery=delivered
@@ -172,26 +221,61 @@ def hand_written_loop(
 # ----------------------------------------------------------------- kedro stream consume
 
 
+@dataclass(frozen=True)
+class StreamTarget:
+    """Where a copy of the project streams: the broker, and its input topic's partitions."""
+
+    workdir: Path
+    broker: EmbeddedBroker
+    partitions: int
+
+
 def stream_project(
-    workdir: Path, topic: str, fmt: str, *, batch_size: int, wait_ms: int, fetch_wait_ms: int = 20
+    target: StreamTarget,
+    topic: str,
+    fmt: str,
+    *,
+    stateful: bool,
+    batch_size: int,
+    wait_ms: int,
+    fetch_wait_ms: int = 20,
 ) -> Path:
-    """A copy of the example project whose stream reads ``topic`` in ``fmt``."""
-    project = workdir / f"project-{uuid.uuid4().hex[:8]}"
+    """A copy of the example project whose stream reads ``topic`` in ``fmt``, with its state
+    as stream.yml keeps it or (``stateful`` false) with no state: section."""
+    project = target.workdir / f"project-{uuid.uuid4().hex[:8]}"
     shutil.copytree(
         PROJECT,
         project,
-        ignore=shutil.ignore_patterns(".venv", ".git", "__pycache__", "bench", "tests", "deploy"),
+        ignore=shutil.ignore_patterns(
+            ".venv", ".git", "__pycache__", "bench", "tests", "deploy", ".bench-venvs"
+        ),
     )
     path = project / "conf/base/stream.yml"
     config = yaml.safe_load(path.read_text())
     stream = config["streams"]["payment-scoring"]
-    stream["group_id"] = f"bench-stream-{uuid.uuid4().hex[:8]}"
+    stream["group_id"] = group = f"bench-stream-{uuid.uuid4().hex[:8]}"
     stream["input"].update({"topics": [topic], "format": fmt})
-    stream["outputs"]["scores"]["topic"] = f"{topic}-stream-scores"
-    stream["outputs"]["alerts"]["topic"] = f"{topic}-stream-alerts"
+    for suffix, (output, _) in OUTPUTS.items():
+        stream["outputs"][output]["topic"] = f"{topic}-stream-{suffix}"
     stream["dead_letter_topic"] = f"{topic}-stream-dlq"
     stream["batch"] = {"max_size": batch_size, "max_wait_ms": wait_ms}
     config["kafka"]["consumer"]["fetch.wait.max.ms"] = fetch_wait_ms
+    if stateful:
+        # The service would create a missing changelog, but the development broker makes every
+        # topic it creates with 4 partitions, and a changelog needs the input's count.
+        (changelog,) = (f"{group}-{name}-changelog" for name in stream["state"])
+        target.broker.faults.create_topic(changelog, target.partitions)
+    else:
+        # The state dataset, no longer declared state, is an input the stream cannot feed:
+        # declared an artifact, it is loaded once (no rows), and its updates are dropped.
+        states = list(stream.pop("state").values())
+        stream["ignore_outputs"] = [spec["updates"] for spec in states]
+        catalog_path = project / "conf/base/catalog.yml"
+        catalog = yaml.safe_load(catalog_path.read_text())
+        for spec in states:
+            entry = catalog[f"{stream['namespace']}.{spec['input']}"]
+            entry["metadata"] = {"kedro-stream": {"role": "artifact"}}
+        catalog_path.write_text(yaml.safe_dump(catalog))
     path.write_text(yaml.safe_dump(config))
     return project
 
@@ -201,10 +285,12 @@ def start_stream(project: Path, topic: str, bootstrap: str) -> tuple[subprocess.
 
 
 def stream_way(
-    workdir: Path, bootstrap: str, topic: str, fmt: str, *, total: int, batch_size: int
+    target: StreamTarget, topic: str, fmt: str, *, stateful: bool, total: int, batch_size: int
 ) -> tuple[float, float, int]:
-    project = stream_project(workdir, topic, fmt, batch_size=batch_size, wait_ms=100)
-    service, metrics_url = start_stream(project, topic, bootstrap)
+    project = stream_project(
+        target, topic, fmt, stateful=stateful, batch_size=batch_size, wait_ms=100
+    )
+    service, metrics_url = start_stream(project, topic, target.broker.bootstrap_servers)
     try:
         deadline = time.monotonic() + 600
         first_at, first_batch = 0.0, 0
@@ -225,21 +311,24 @@ def stream_way(
 # ------------------------------------------------------------------------------ latency
 
 
-def latency(
-    workdir: Path, broker: EmbeddedBroker, partitions: int, rate: int, seconds: float
-) -> list[float]:
+def latency(target: StreamTarget, events: pd.DataFrame, rate: int, seconds: float) -> list[float]:
     """Milliseconds from each input's timestamp to its score's, at ``rate`` records/s."""
-    bootstrap = broker.bootstrap_servers
+    bootstrap, partitions = target.broker.bootstrap_servers, target.partitions
     topic = f"latency-{uuid.uuid4().hex[:8]}"
-    create_topics(broker, topic, partitions)
-    events, _, _ = prepare()
+    create_topics(target.broker, topic, partitions)
     values = encode_inputs(events, int(rate * seconds), "json")
-    produce(bootstrap, topic, values[:partitions], partitions)  # warm-up records
+    produce(bootstrap, topic, values[:partitions])  # warm-up records
     # The embedded broker answers a Fetch with no data only after its whole fetch.wait.max.ms
     # (Apache Kafka answers as soon as a record arrives): 2 ms keeps that floor small (a bare
     # consumer then sees p99 ~8 ms on it).
     project = stream_project(
-        workdir, topic, "json", batch_size=1000, wait_ms=5, fetch_wait_ms=FETCH_WAIT_MS
+        target,
+        topic,
+        "json",
+        stateful=True,
+        batch_size=1000,
+        wait_ms=5,
+        fetch_wait_ms=FETCH_WAIT_MS,
     )
     service, metrics_url = start_stream(project, topic, bootstrap)
     try:
@@ -249,11 +338,11 @@ def latency(
         gc.disable()  # a collection in this process would send a burst, not a steady rate
         try:
             started = time.perf_counter()
-            for i, value in enumerate(values[partitions:], 1):
+            for i, (key, value) in enumerate(values[partitions:], 1):
                 ahead = i / rate - (time.perf_counter() - started)
                 if ahead > 0:
                     time.sleep(ahead)  # pacing at the fixed rate
-                producer.produce(topic, value, partition=i % partitions)
+                producer.produce(topic, value, key=key)
                 producer.poll(0)
         finally:
             gc.enable()
@@ -290,33 +379,27 @@ def latency(
 # ---------------------------------------------------------------------------------- main
 
 
-def by_name(outputs: dict[str, pd.DataFrame]) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """kedro-boot returns its outputs by dataset name."""
-    named = {name.rsplit(".", 1)[-1]: frame for name, frame in outputs.items()}
-    return named["scores"], named["alerts"]
-
-
 @dataclass(frozen=True)
 class Setup:
     """What every way of one run shares."""
 
-    workdir: Path
-    bootstrap: str
+    target: StreamTarget
     total: int
     batch_size: int
-    transforms: dict[str, Transform]
+    runs: dict[str, Run]  # of the hand-written loop's ways
     quix_python: Path | None
     quix_params: Path
 
 
 def measure(way: str, fmt: str, topic: str, setup: Setup) -> tuple[float, float, int]:
     """(first commit time, last commit time, records in the first commit) of one way."""
-    if way == "stream":
+    bootstrap = setup.target.broker.bootstrap_servers
+    if way in ("stream", "stream-stateless"):
         return stream_way(
-            setup.workdir,
-            setup.bootstrap,
+            setup.target,
             topic,
             fmt,
+            stateful=way == "stream",
             total=setup.total,
             batch_size=setup.batch_size,
         )
@@ -324,20 +407,23 @@ def measure(way: str, fmt: str, topic: str, setup: Setup) -> tuple[float, float,
         assert setup.quix_python is not None
         return quix_way.run(
             setup.quix_python,
-            bootstrap=setup.bootstrap,
+            bootstrap=bootstrap,
             topic=topic,
             fmt=fmt,
             total=setup.total,
             params_path=setup.quix_params,
             schema_path=PROJECT / "schemas/payment.avsc",
+            create_topic=lambda name: setup.target.broker.faults.create_topic(
+                name, setup.target.partitions
+            ),
             commit_every=setup.batch_size,
         )
     return hand_written_loop(
-        setup.bootstrap,
+        bootstrap,
         topic,
         fmt,
         total=setup.total,
-        transform=setup.transforms[way],
+        transform=stateful(setup.runs[way]),  # each run reads the topic from its start
         batch_size=setup.batch_size,
     )
 
@@ -357,6 +443,8 @@ def report(
             return {}
         return {f: rates["stream"][f] / rates[over][f] for f in formats}
 
+    compared = (("raw", 0.8), ("quix", 3.0), ("stream-stateless", 0.7))
+
     print(
         f"\nrecords/s between first and last commit ({args.records} payments, batches of "
         f"{args.batch_size}, {args.partitions} partitions, embedded broker; median of "
@@ -365,13 +453,13 @@ def report(
     header = "".join(f"{f:>10}" for f in formats)
     if "raw" in ways:
         header += "".join(f"{'vs raw ' + f:>14}" for f in formats)
-    print(f"{'way':<12}{header}")
+    print(f"{'way':<18}{header}")
     for way in ways:
         line = "".join(f"{rates[way][f]:>10.0f}" for f in formats)
         if "raw" in ways:
             line += "".join(f"{rates[way][f] / rates['raw'][f]:>14.2f}" for f in formats)
-        print(f"{way:<12}{line}")
-    for over, target in (("raw", 0.8), ("quix", 3.0)):
+        print(f"{way:<18}{line}")
+    for over, target in compared:
         for f, ratio in ratios(over).items():
             print(f"stream / {over} ({f}): {ratio:.2f} (target >= {target:g})")
     print(
@@ -388,12 +476,11 @@ def report(
         summary: dict[str, Any] = {
             "records_per_s": {w: {f: round(r) for f, r in rates[w].items()} for w in ways}
         }
-        for over in ("raw", "quix"):
+        for over, _ in compared:
             if by_format := ratios(over):
-                summary[f"ratio_vs_{over}"] = round(min(by_format.values()), 3)
-                summary[f"ratio_vs_{over}_by_format"] = {
-                    f: round(r, 3) for f, r in by_format.items()
-                }
+                name = "stateful_vs_stateless" if over == "stream-stateless" else f"ratio_vs_{over}"
+                summary[name] = round(min(by_format.values()), 3)
+                summary[f"{name}_by_format"] = {f: round(r, 3) for f, r in by_format.items()}
         summary["nodes_ms_per_single_record"] = round(per_record_ms, 2)
         summary["e2e_p50_ms"] = round(quantiles[49], 1)
         summary["e2e_p99_ms"] = round(quantiles[98], 1)
@@ -401,7 +488,7 @@ def report(
 
 
 FETCH_WAIT_MS = 2  # of the latency run; see latency()
-WAYS = ("raw", "stream", "quix", "kedro-boot", "session")
+WAYS = ("raw", "stream", "stream-stateless", "quix", "kedro-boot", "session")
 
 
 def main() -> int:
@@ -423,11 +510,6 @@ def main() -> int:
     events, model, threshold = prepare()
     runs = variants(model, threshold)
     quiet_kedro_logging()
-    transforms: dict[str, Transform] = {
-        "raw": runs["floor"],
-        "kedro-boot": lambda batch: by_name(runs["kedro-boot"](batch)),
-        "session": runs["session"],
-    }
     quix_python = quix_way.ensure_env(PROJECT) if "quix" in ways else None
     rates: dict[str, dict[str, float]] = {way: {} for way in ways}
     with (
@@ -435,12 +517,16 @@ def main() -> int:
         tempfile.TemporaryDirectory() as tmp,
     ):
         bootstrap = broker.bootstrap_servers
+        target = StreamTarget(Path(tmp), broker, args.partitions)
         setup = Setup(
-            workdir=Path(tmp),
-            bootstrap=bootstrap,
+            target=target,
             total=args.records,
             batch_size=args.batch_size,
-            transforms=transforms,
+            runs={
+                "raw": runs["floor"],
+                "kedro-boot": runs["kedro-boot"],
+                "session": runs["session"],
+            },
             quix_python=quix_python,
             quix_params=quix_way.write_params(Path(tmp) / "quix-params.json", model, threshold),
         )
@@ -449,7 +535,7 @@ def main() -> int:
             topic = f"bench-{fmt}-{uuid.uuid4().hex[:8]}"
             log(f"{fmt}: producing {args.records} payments to {topic} ...")
             create_topics(broker, topic, args.partitions)
-            produce(bootstrap, topic, encode_inputs(events, args.records, fmt), args.partitions)
+            produce(bootstrap, topic, encode_inputs(events, args.records, fmt))
             for round_ in range(1, args.rounds + 1):  # ways interleaved: noise hits all alike
                 for way in ways:
                     first, last, first_batch = measure(way, fmt, topic, setup)
@@ -458,20 +544,21 @@ def main() -> int:
                     log(f"{fmt} round {round_}/{args.rounds}: {way}: {rate:.0f} records/s")
         for (way, fmt), values in samples.items():
             rates[way][fmt] = statistics.median(values)
-        lat = latency(Path(tmp), broker, args.partitions, args.latency_rate, args.latency_seconds)
+        lat = latency(target, events, args.latency_rate, args.latency_seconds)
 
     report(args, rates, lat, per_record_ms=node_ms_per_record(runs["floor"], events))
     return 0
 
 
-def node_ms_per_record(transform: Transform, events: pd.DataFrame) -> float:
+def node_ms_per_record(run: Run, events: pd.DataFrame) -> float:
     """Median ms of the scoring nodes on a one-row frame: what a record-at-a-time processor
     reusing the namespace's own nodes would pay per record (why the Quix way is a port)."""
     rows = [events.iloc[[i]].reset_index(drop=True) for i in range(200)]
+    no_state = pd.DataFrame(columns=list(ACTIVITY_COLUMNS))
     timings = []
     for row in rows:
         started = time.perf_counter()
-        transform(row)
+        run(row, no_state)
         timings.append((time.perf_counter() - started) * 1000)
     return statistics.median(timings[20:])
 

@@ -39,14 +39,15 @@ _Window = deque[tuple[int, float]]
 
 
 def _windows(activity: pd.DataFrame) -> dict[str, tuple[_Window, int | None]]:
-    """Each known account's window and latest event time, from its state row."""
+    """Each known account's window and latest event time, from its state row. Columns go to
+    lists first: iterating a Series yields each value through pandas, several times slower."""
     if len(activity) == 0:
         return {}
     rows = zip(
-        activity["account_id"],
-        activity["times"],
-        activity["amounts"],
-        activity["last_time"],
+        activity["account_id"].tolist(),
+        activity["times"].tolist(),
+        activity["amounts"].tolist(),
+        activity["last_time"].tolist(),
         strict=True,
     )
     return {
@@ -121,17 +122,23 @@ def account_velocity(
         },
         index=payments.index,
     )
-    touched = pd.unique(payments["account_id"].to_numpy())
-    updates = pd.DataFrame(
-        [
-            {
-                "account_id": account,
-                "times": [time for time, _ in windows[account][0]],
-                "amounts": [amount for _, amount in windows[account][0]],
-                "last_time": windows[account][1],
-            }
-            for account in touched
-        ],
+    return velocity, _state_rows(windows, pd.unique(payments["account_id"].to_numpy()).tolist())
+
+
+def _state_rows(
+    windows: dict[str, tuple[_Window, int | None]], accounts: list[str]
+) -> pd.DataFrame:
+    """The state rows of ``accounts``, built column by column: a frame from one dict per row
+    costs several times more."""
+    if not accounts:
+        return pd.DataFrame(columns=list(ACTIVITY_COLUMNS))
+    kept = [windows[account] for account in accounts]
+    return pd.DataFrame(
+        {
+            "account_id": accounts,
+            "times": [[time for time, _ in window] for window, _ in kept],
+            "amounts": [[amount for _, amount in window] for window, _ in kept],
+            "last_time": [latest for _, latest in kept],
+        },
         columns=list(ACTIVITY_COLUMNS),
     )
-    return velocity, updates
