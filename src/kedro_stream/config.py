@@ -257,7 +257,7 @@ class StreamConfig(_Strict):
         group = data.get("group_id", "")
         states = {
             name: (
-                {**spec, "changelog_topic": f"{group}-{name}-changelog"}
+                {**spec, "changelog_topic": default_changelog_topic(group, name)}
                 if isinstance(spec, dict) and not spec.get("changelog_topic")
                 else spec
             )
@@ -468,9 +468,18 @@ def select_stream(file: StreamFile, *, topic: str | None, namespace: str | None)
     )
 
 
+def default_changelog_topic(group_id: str, state: str) -> str:
+    return f"{group_id}-{state}-changelog"
+
+
 def apply_overrides(stream: StreamConfig, overrides: Mapping[str, Any]) -> StreamConfig:
     """Apply CLI flags (``None`` means not given) and validate the result again."""
     data = stream.model_dump(by_alias=True)
+    for name, spec in data["state"].items():
+        # A default changelog follows the group: another --group-id is another deployment,
+        # whose state must not mix with this one's.
+        if spec["changelog_topic"] == default_changelog_topic(stream.group_id, name):
+            spec["changelog_topic"] = ""
     for key, value in overrides.items():
         if value is None:
             continue

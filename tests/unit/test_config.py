@@ -159,6 +159,23 @@ def test_overrides_win_and_are_validated() -> None:
         apply_overrides(stream, {"batch.max_size": -1})
 
 
+def test_a_default_changelog_follows_an_overridden_group() -> None:
+    """Regression: the default changelog kept the file's group, so two deployments with their
+    own --group-id shared (and mixed) one state."""
+    states = {
+        "activity": {"input": "a", "updates": "a_updates", "key": "k"},
+        "named": {"input": "b", "updates": "b_updates", "key": "k", "changelog_topic": "mine"},
+    }
+    stream = parse({"streams": {"s": {**STREAM, "state": states}}}).streams["s"]
+    assert stream.state["activity"].changelog_topic == "g-activity-changelog"
+
+    moved = apply_overrides(stream, {"group_id": "g2"})
+
+    assert moved.state["activity"].changelog_topic == "g2-activity-changelog"
+    assert moved.state["named"].changelog_topic == "mine"
+    assert apply_overrides(stream, {}).state["activity"].changelog_topic == "g-activity-changelog"
+
+
 def test_an_unmatched_topic_names_the_streams_without_a_none_namespace() -> None:
     parsed = parse({"streams": {"s": STREAM}})
     with pytest.raises(ConfigError) as error:

@@ -14,14 +14,25 @@ from kedro_stream.session.specs import NamespaceSpec, short_name
 
 
 def input_dataset(inputs: Mapping[str, str], stream: StreamConfig) -> str:
-    """The injected input's name; ``inputs`` maps the namespace's names to their short ones."""
+    """The injected input's name; ``inputs`` maps the namespace's names to their short ones.
+
+    The stream injects that one dataset (and its states' rows, which are not among ``inputs``),
+    so any other input would fail every run: refused at start instead."""
     wanted = stream.input.dataset
-    if wanted in inputs or wanted in set(inputs.values()):
-        return wanted
-    raise KedroStreamError(
-        f"stream.yml feeds dataset {wanted!r}, which is not an input of namespace "
-        f"{stream.namespace!r}; inputs: {sorted(inputs)}"
-    )
+    if wanted not in inputs and wanted not in set(inputs.values()):
+        raise KedroStreamError(
+            f"stream.yml feeds dataset {wanted!r}, which is not an input of namespace "
+            f"{stream.namespace!r}; inputs: {sorted(inputs)}"
+        )
+    unfed = sorted(short for full, short in inputs.items() if wanted not in (full, short))
+    if unfed:
+        raise KedroStreamError(
+            f"namespace {stream.namespace!r} also takes {unfed} as injected inputs, which the "
+            f"stream cannot feed: it injects {wanted!r} alone. Keep per-key state in one under "
+            "the stream's state: in stream.yml, or have it loaded once as an artifact (catalog "
+            "metadata: {kedro-stream: {role: artifact}})"
+        )
+    return wanted
 
 
 def _check_named_outputs(

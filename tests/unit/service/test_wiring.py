@@ -24,6 +24,16 @@ def test_the_input_must_be_an_input_of_the_namespace() -> None:
         input_dataset(INPUTS, wrong)
 
 
+def test_an_input_the_stream_cannot_feed_is_refused() -> None:
+    """A second injectable input (say a state dataset stream.yml forgot) would fail every run."""
+    inputs = {"batch": "batch", "ns.account_activity": "account_activity"}
+    with pytest.raises(
+        KedroStreamError,
+        match=r"takes \['account_activity'\] as injected inputs.*injects 'batch' alone.*state:",
+    ):
+        input_dataset(inputs, stream_config())
+
+
 def test_published_outputs_must_be_outputs() -> None:
     check_published(OUTPUTS, stream_config())
     wrong = stream_config(outputs={"scores": {"topic": "scores"}})
