@@ -120,7 +120,7 @@ class StreamService:
         self.batch_started: float | None = None  # set while a batch is in progress
         self._backoff = Backoff(stream.retry.backoff_ms / 1000, stream.retry.backoff_max_ms / 1000)
         compiled = session.compiled(stream.namespace)
-        self._input_name = input_dataset(compiled.inputs, stream)
+        self._input_name = input_dataset(compiled.inputs, stream, compiled.states)
         codecs = stream_codecs(stream, kafka, project_path)
         self._dead_letters = DeadLetters(stream.dead_letter_topic, stream.namespace)
         self._kafka = kafka

@@ -75,7 +75,7 @@ def _check_against_project(
 def _check_wiring(check: StreamCheck, compiled: CompiledNamespace) -> None:
     stream = check.stream
     for step in (
-        lambda: input_dataset(compiled.inputs, stream),
+        lambda: input_dataset(compiled.inputs, stream, compiled.states),
         lambda: check_published(compiled.outputs, stream),
         lambda: check_states(compiled, stream),
     ):

@@ -13,18 +13,22 @@ from kedro_stream.session.compiler import CompiledNamespace
 from kedro_stream.session.specs import NamespaceSpec, short_name
 
 
-def input_dataset(inputs: Mapping[str, str], stream: StreamConfig) -> str:
-    """The injected input's name; ``inputs`` maps the namespace's names to their short ones.
+def input_dataset(
+    inputs: Mapping[str, str], stream: StreamConfig, states: Iterable[str] = ()
+) -> str:
+    """The injected input's name; ``inputs`` maps the namespace's short input names to their
+    full ones, ``states`` are the short names of its state inputs.
 
-    The stream injects that one dataset (and its states' rows, which are not among ``inputs``),
-    so any other input would fail every run: refused at start instead."""
+    The stream injects that one dataset and its states' rows, so any other input would fail
+    every run: refused at start instead."""
     wanted = stream.input.dataset
     if wanted not in inputs and wanted not in set(inputs.values()):
         raise KedroStreamError(
             f"stream.yml feeds dataset {wanted!r}, which is not an input of namespace "
             f"{stream.namespace!r}; inputs: {sorted(inputs)}"
         )
-    unfed = sorted(short for full, short in inputs.items() if wanted not in (full, short))
+    fed = {wanted, *states}
+    unfed = sorted(full for short, full in inputs.items() if not fed & {short, full})
     if unfed:
         raise KedroStreamError(
             f"namespace {stream.namespace!r} also takes {unfed} as injected inputs, which the "

@@ -26,12 +26,14 @@ def test_the_input_must_be_an_input_of_the_namespace() -> None:
 
 def test_an_input_the_stream_cannot_feed_is_refused() -> None:
     """A second injectable input (say a state dataset stream.yml forgot) would fail every run."""
-    inputs = {"batch": "batch", "ns.account_activity": "account_activity"}
+    inputs = {"batch": "ns.batch", "account_activity": "ns.account_activity"}
     with pytest.raises(
         KedroStreamError,
-        match=r"takes \['account_activity'\] as injected inputs.*injects 'batch' alone.*state:",
+        match=r"takes \['ns.account_activity'\] as injected inputs.*injects 'batch' alone.*state:",
     ):
         input_dataset(inputs, stream_config())
+    # Kept as state, it is fed.
+    assert input_dataset(inputs, stream_config(), ["account_activity"]) == "batch"
 
 
 def test_published_outputs_must_be_outputs() -> None:
