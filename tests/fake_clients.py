@@ -156,7 +156,7 @@ class FakeSession:
         self.runs = 0
 
     def compiled(self, namespace: str | None) -> SimpleNamespace:
-        return SimpleNamespace(inputs={"batch": "ns.batch"}, outputs={"ns.out": "out"})
+        return SimpleNamespace(inputs={"batch": "ns.batch"}, outputs={"ns.out": "out"}, states={})
 
     def run(self, namespace: str | None, inputs: dict[str, Any]) -> dict[str, Any]:
         self.runs += 1
