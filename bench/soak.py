@@ -41,16 +41,7 @@ import numpy as np
 os.environ.setdefault("KEDRO_DISABLE_TELEMETRY", "1")
 REPO = Path(__file__).resolve().parents[1]
 KEDRO = str(Path(sys.executable).with_name("kedro"))
-# The changelog of stream.yml's `activity` state is named after stream.yml's group_id (which
-# --group-id does not rename); made here, as it must have as many partitions as `payments`.
-TOPICS = (
-    "payments",
-    "payment-features",
-    "payment-scores",
-    "payment-alerts",
-    "payments.dlq",
-    "payment-scoring-activity-changelog",
-)
+TOPICS = ("payments", "payment-features", "payment-scores", "payment-alerts", "payments.dlq")
 MS_PER_DAY = 86_400_000
 STATE_DIR = Path("data/state")  # stream.yml's state_dir (the default): a folder per group id
 _STATE_KEYS = re.compile(r"^kedro_stream_state_keys\{[^}]*\} (\S+)$", re.MULTILINE)
@@ -61,6 +52,7 @@ _DEAD_LETTERED = re.compile(
 from confluent_kafka import Producer  # noqa: E402
 
 import consume_process  # noqa: E402
+from kedro_stream.config import default_changelog_topic  # noqa: E402
 from kedro_stream.devbroker.process import EmbeddedBroker  # noqa: E402
 
 
@@ -192,10 +184,9 @@ def metric_total(metrics_url: str, pattern: re.Pattern[str]) -> int:
 
 
 def soak(
-    bootstrap: str, payments: SoakPayments, args: argparse.Namespace
+    bootstrap: str, group: str, payments: SoakPayments, args: argparse.Namespace
 ) -> tuple[list[Window], int]:
     """The windows, and the records dead-lettered (a key that is not the account: none)."""
-    group = f"soak-{uuid.uuid4().hex[:8]}"
     service, metrics_url = start_service(bootstrap, group, args, args.log)
     feeder = Feeder(bootstrap, payments, args.records, args.max_backlog)
     windows: list[Window] = []
@@ -315,8 +306,12 @@ def main() -> int:
         f"{args.partitions} partitions a topic, backlog held under {args.max_backlog}",
         flush=True,
     )
-    with EmbeddedBroker.start(partitions=args.partitions, topics=TOPICS) as broker:
-        windows, dead_lettered = soak(broker.bootstrap_servers, payments, args)
+    group = f"soak-{uuid.uuid4().hex[:8]}"
+    # The state's changelog follows the group (stream.yml's default name), and must have as
+    # many partitions as `payments`: the embedded broker would make it with 4.
+    changelog = default_changelog_topic(group, "activity")
+    with EmbeddedBroker.start(partitions=args.partitions, topics=(*TOPICS, changelog)) as broker:
+        windows, dead_lettered = soak(broker.bootstrap_servers, group, payments, args)
     summary = summarise(windows, args) | {
         "distinct_keys": payments.distinct_accounts,
         "dead_lettered": dead_lettered,
