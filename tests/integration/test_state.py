@@ -163,6 +163,31 @@ def test_a_lost_store_is_rebuilt_from_its_changelog(kafka_broker: Any, mini_proj
     assert_same_features(published(bootstrap, features, len(rows)), batch_features(rows))
 
 
+def test_a_store_from_another_life_of_the_changelog_is_rebuilt(
+    kafka_broker: Any, mini_project: Path
+) -> None:
+    """Regression: a development broker started again (a second `make demo`) left the local
+    stores of the first run in place, with checkpoints from a changelog that no longer existed,
+    and their rows were added to the new run's. Here: one stream's stores are put where a new
+    stream, with nothing committed, looks for its own."""
+    state = mini_project / "data" / "state"
+    rows = events(300)
+    bootstrap, old_topic, old_group, _ = fresh_stream(kafka_broker, mini_project, "old")
+    produce_keyed(bootstrap, old_topic, rows)
+    run(mini_project, old_topic, bootstrap, max_messages=len(rows), idle_timeout_s=30)
+    _, topic, group, features = fresh_stream(kafka_broker, mini_project, "new")
+    for partition in range(PARTITIONS):
+        shutil.copytree(
+            state / old_group / "activity" / f"{old_topic}-{partition}",
+            state / group / "activity" / f"{topic}-{partition}",
+        )
+    produce_keyed(bootstrap, topic, rows)
+
+    run(mini_project, topic, bootstrap, max_messages=len(rows), idle_timeout_s=30)
+
+    assert_same_features(published(bootstrap, features, len(rows)), batch_features(rows))
+
+
 def test_a_record_keyed_by_another_key_is_dead_lettered(
     kafka_broker: Any, mini_project: Path
 ) -> None:

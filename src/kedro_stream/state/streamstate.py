@@ -10,6 +10,7 @@ state only, and a crash before it is written is caught up from the changelog.
 from __future__ import annotations
 
 import logging
+import shutil
 import threading
 from collections import defaultdict
 from collections.abc import Callable, Mapping
@@ -224,7 +225,7 @@ class StreamState:
                 stale = self._stores.pop((name, partition), None)
             if stale is not None:
                 stale.close()
-        stores = {p: PartitionStore(self._root / name / f"{self._topic}-{p}") for p in partitions}
+        stores = {p: self._local_store(name, spec, p, committed.get(p)) for p in partitions}
         done = restore(stores, self._consumer(), spec.changelog_topic, committed)
         labels = (self._group, name)
         for partition, store in stores.items():
@@ -247,6 +248,37 @@ class StreamState:
             done.skipped,
             sum(self._counts[(name, p)] for p in partitions),
         )
+
+    def _local_store(
+        self, name: str, spec: StateConfig, partition: int, committed: int | None
+    ) -> PartitionStore:
+        """The partition's store on disk, unless it is from another life of its changelog: it
+        has a checkpoint while the group has committed nothing there (another broker or
+        cluster, say a development broker started again), or one beyond the changelog's end
+        (the topic was made again). Such a store would add old rows to the state; it is
+        deleted and rebuilt from the changelog."""
+        path = self._root / name / f"{self._topic}-{partition}"
+        store = PartitionStore(path)
+        checkpoint = store.changelog_offset
+        if checkpoint is None:
+            return store
+        if committed is not None:
+            _, end = self._consumer().get_watermark_offsets(
+                TopicPartition(spec.changelog_topic, partition), timeout=WATERMARK_TIMEOUT_S
+            )
+            if checkpoint <= end:
+                return store
+        store.close()
+        shutil.rmtree(path)
+        logger.warning(
+            "Deleted the local store %s: its checkpoint (changelog offset %d) is not from this "
+            "changelog and group (%s); rebuilding it from %s",
+            path,
+            checkpoint,
+            "nothing committed" if committed is None else "beyond the changelog's end",
+            spec.changelog_topic,
+        )
+        return PartitionStore(path)
 
     def _checkpoint(self, store: PartitionStore, spec: StateConfig, partition: int) -> None:
         """Every change of a released store is in its changelog and applied: a later restore
