@@ -58,6 +58,7 @@ from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartit
 
 import consume_process
 import quix_way
+from kedro_stream.config import default_changelog_topic
 from kedro_stream.devbroker.process import EmbeddedBroker
 from payment_fraud.velocity import ACTIVITY_COLUMNS, MS_PER_DAY
 from session_overhead import (
@@ -263,7 +264,7 @@ def stream_project(
     if stateful:
         # The service would create a missing changelog, but the development broker makes every
         # topic it creates with 4 partitions, and a changelog needs the input's count.
-        (changelog,) = (f"{group}-{name}-changelog" for name in stream["state"])
+        (changelog,) = (default_changelog_topic(group, name) for name in stream["state"])
         target.broker.faults.create_topic(changelog, target.partitions)
     else:
         # The state dataset, no longer declared state, is an input the stream cannot feed:

@@ -10,6 +10,7 @@ from typing import Any
 import pandas as pd
 import yaml
 
+from kedro_stream.config import default_changelog_topic
 from kedro_stream.service.app import consume, load_config
 from kedro_stream.service.loop import Progress
 from kedro_stream.testing.brokers import BrokerHandle, create_topic
@@ -34,7 +35,7 @@ def topics(prefix: str = "t") -> dict[str, str]:
 
 def changelog(names: dict[str, str]) -> str:
     """The example state's changelog topic: stream.yml's default name."""
-    return f"{names['group']}-activity-changelog"
+    return default_changelog_topic(names["group"], "activity")
 
 
 def create_input(handle: BrokerHandle, names: dict[str, str], partitions: int) -> None:

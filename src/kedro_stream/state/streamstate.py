@@ -262,12 +262,8 @@ class StreamState:
         checkpoint = store.changelog_offset
         if checkpoint is None:
             return store
-        if committed is not None:
-            _, end = self._consumer().get_watermark_offsets(
-                TopicPartition(spec.changelog_topic, partition), timeout=WATERMARK_TIMEOUT_S
-            )
-            if checkpoint <= end:
-                return store
+        if committed is not None and checkpoint <= self._changelog_end(spec, partition):
+            return store
         store.close()
         shutil.rmtree(path)
         logger.warning(
@@ -284,14 +280,19 @@ class StreamState:
         """Every change of a released store is in its changelog and applied: a later restore
         may start at the changelog's end. Best effort: without it, a restore reads more."""
         try:
-            _, high = self._consumer().get_watermark_offsets(
-                TopicPartition(spec.changelog_topic, partition), timeout=WATERMARK_TIMEOUT_S
-            )
+            high = self._changelog_end(spec, partition)
         except Exception as exc:  # a broker away at shutdown: the next restore reads more
             logger.debug("No checkpoint for %s: %s", store.path, exc)
             return
         if high >= 0:
             store.apply([], changelog_offset=high)
+
+    def _changelog_end(self, spec: StateConfig, partition: int) -> int:
+        """The changelog partition's high watermark: where a caught-up store's checkpoint is."""
+        _, high = self._consumer().get_watermark_offsets(
+            TopicPartition(spec.changelog_topic, partition), timeout=WATERMARK_TIMEOUT_S
+        )
+        return high
 
     def _consumer(self) -> Consumer:
         if self._restore_consumer is None:
