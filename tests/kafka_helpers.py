@@ -113,7 +113,8 @@ def read_topic(
     consumer = _reader(bootstrap, isolation)
     tps = [TopicPartition(topic, p) for p in partitions(bootstrap, topic)]
     ends = {tp.partition: consumer.get_watermark_offsets(tp, timeout=10)[1] for tp in tps}
-    consumer.assign([TopicPartition(topic, tp.partition, OFFSET_BEGINNING) for tp in tps])
+    assigned = [TopicPartition(topic, tp.partition, OFFSET_BEGINNING) for tp in tps]
+    consumer.assign(assigned)
     reached: dict[int, int] = {}
     messages: list[Message] = []
     deadline = time.monotonic() + timeout_s
@@ -123,8 +124,11 @@ def read_topic(
             batch = consumer.consume(1000, 0.2)
             got = [m for m in batch if m.error() is None]
             messages += got
-            for m in got:
-                reached[m.partition()] = m.offset() + 1
+            # The position, not the last message: under transactions the last offset of a
+            # partition is a commit marker that no read returns.
+            for tp in consumer.position(assigned):
+                if tp.offset >= 0:
+                    reached[tp.partition] = tp.offset
             if got:
                 quiet_since = time.monotonic()
             if expect is not None and len(messages) >= expect:

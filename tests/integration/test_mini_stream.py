@@ -21,6 +21,8 @@ pytestmark = pytest.mark.integration
 
 
 def write_stream(project: Path, stream: dict[str, Any], consumer: dict[str, Any]) -> None:
+    # Short sessions: a broker may hold a new group's first join for the session timeout.
+    consumer = {"session.timeout.ms": 3000, "heartbeat.interval.ms": 300, **consumer}
     config = {"kafka": {"consumer": consumer}, "streams": {"mini": stream}}
     (project / "conf" / "base" / "stream.yml").write_text(yaml.safe_dump(config))
 
