@@ -89,6 +89,8 @@ from kedro_stream.state.topics import ensure_changelogs
 logger = logging.getLogger(__name__)
 #: A run (or a retry backoff) longer than this polls with the partitions paused.
 _PAUSE_AFTER_S = 2.0
+#: One paused poll of the keep-alive, between the runs of an isolation.
+_ONE_POLL_S = 0.05
 #: Failures that are no record's doing, so isolation is not tried: a broker's, and a hung run
 #: (each run judging a part of the batch could hang too, and leave another thread behind).
 _NO_RECORDS_DOING = (KafkaException, DeliveryError, RunTimeout)
@@ -432,7 +434,12 @@ class StreamService:
 
     def _judge(self, batch: Batch, good: list[Decoded], keepalive: KeepAlive) -> None:
         """Steps 2 and 3 on ``good`` alone, for isolation: raises where the batch would; what
-        it computes is thrown away."""
+        it computes is thrown away. Isolation is many runs in a row, each perhaps too short for
+        the keep-alive to poll: once as long without a poll as a run that it would poll, one
+        paused poll keeps this member in its group and the loop counted alive."""
+        unpolled_s = time.monotonic() - self.last_activity
+        if unpolled_s > min(_PAUSE_AFTER_S, self._stream.max_poll_interval_s / 4):
+            keepalive.sleep(_ONE_POLL_S)
         datasets = self._run(good, keepalive)
         self._encoder.encode(datasets, good)
         self._state_changes(batch, good, datasets, set(batch.next_offsets()))

@@ -170,3 +170,27 @@ def test_a_hung_run_is_not_isolated() -> None:
     assert session.runs == 2
     assert {(stage, cls) for _, stage, cls, _ in dead(producer)} == {("pipeline", "RunTimeout")}
     assert len(dead(producer)) == 4
+
+
+def test_a_long_isolation_polls_between_its_runs() -> None:
+    """Many short runs in a row, none long enough for the keep-alive to poll: isolation polls
+    (paused) once it has gone as long without a poll, so the member keeps its partitions and
+    the loop counts as alive."""
+    batch = records("in", 0, [{"n": n} for n in range(16)])
+    polls: list[int] = []  # the runs done at each poll
+
+    class Consumer(FakeConsumer):
+        def poll(self, timeout: float) -> None:
+            polls.append(session.runs)
+
+    def node(frame: pd.DataFrame) -> pd.DataFrame:
+        time.sleep(0.02)
+        return failing_on(11)(frame)
+
+    consumer, producer, session = Consumer([batch]), FakeProducer(), FakeSession(node)
+    # Polls are due after max_poll_interval_s / 4 = 0.05 s; isolation is 8 runs of 0.02 s.
+    service(session, consumer, producer, max_poll_interval_s=0.2).run()
+
+    assert [n for n, *_ in dead(producer)] == [11]
+    during = [runs for runs in polls if 2 <= runs < 2 + 8]  # after the 2 attempts
+    assert len(set(during)) >= 2
