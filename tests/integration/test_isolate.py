@@ -35,7 +35,7 @@ GOOD, PARTITIONS = 1000, 2
 #: How long the scores are read for: a score beyond the expected ones must show up by then.
 EXTRA_WAIT_S = 3.0
 #: The log line of one isolated batch: records, runs, poison records.
-ISOLATED = re.compile(r"Isolating a failed batch of (\d+) records took (\d+) runs: (\d+) fail")
+ISOLATED = re.compile(r"Isolating a failed batch of (\d+) records took (\d+) runs \S+ s\): (\d+) ")
 
 
 def poisoned(good: list[dict[str, Any]], count: int) -> tuple[list[dict[str, Any]], list[bytes]]:

@@ -18,7 +18,7 @@ Failure paths, beside them:
   read again; no retry, nothing dead-lettered;
 - an output cannot be encoded (:class:`EncodeError`), or state updates do not replace the
   batch's keys' rows (:class:`StateUpdateError`): it would fail the same way again, so the
-  batch is given up at once (stage ``encode`` or ``state``);
+  batch is given up at once (stage ``encode`` or ``state``), or isolated at once;
 - a fatal client error (a newer instance fenced this one): the service stops, nothing committed;
 - anything else: retried with backoff, then given up (stage ``pipeline``).
 
@@ -411,7 +411,7 @@ class StreamService:
     ) -> Poison:
         """The records of ``decoded`` that fail on their own (``service/isolate.py``), as dead
         letters with their own error and stage; the loop then runs the rest as one batch."""
-        group = self._stream.group_id
+        group, started = self._stream.group_id, time.monotonic()
         found = isolate(decoded.good, lambda good: self._judge(batch, good, keepalive), error)
         self.metrics.isolation_runs.labels(group).inc(found.runs)
         self.metrics.isolated.labels(group).inc(len(found.poison))
@@ -422,10 +422,11 @@ class StreamService:
         stages = Counter(stage_of(own) for _, own in found.poison)
         first = f": first {one_line(found.poison[0][1])}" if found.poison else ""
         logger.warning(
-            "Isolating a failed batch of %d records took %d runs: %d fail on their own and go "
-            "to the dead-letter topic, the other %d run once more together%s",
+            "Isolating a failed batch of %d records took %d runs (%.2f s): %d fail on their own "
+            "and go to the dead-letter topic, the other %d run once more together%s",
             len(decoded.good),
             found.runs,
+            time.monotonic() - started,
             len(found.poison),
             len(found.good),
             first,
