@@ -6,9 +6,9 @@ dead-lettered with its own error. One poison record among n costs at most 2·⌈
 k of them about 2k·log2(n/k) + 2k, a batch whose every record fails 2n - 2.
 
 The halves get no retry and no backoff: retries are for transient errors, and the batch's own
-retries already showed that its failure repeats. A half judged wrongly by a transient error
-costs little: a failed half is only split further, and a record is dead-lettered only when it
-fails alone too.
+retries already showed that its failure repeats. A transient error that strikes a half only
+costs runs (the half is split further); it dead-letters a good record only by striking that
+record's run alone.
 
 These runs only *judge* records; their outputs and state updates are thrown away. The loop then
 runs the batch once more without the poison records, as one run, and publishes that run alone
@@ -24,7 +24,7 @@ never arrived, and keeps the commit one run, one publish, one commit (one transa
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
@@ -45,9 +45,7 @@ class Isolated(Generic[T]):
     runs: int  # runs spent finding them
 
 
-def isolate(
-    items: Sequence[T], run: Callable[[Sequence[T]], object], failed: Exception
-) -> Isolated[T]:
+def isolate(items: list[T], run: Callable[[list[T]], object], failed: Exception) -> Isolated[T]:
     """Split ``items``, which failed together with ``failed``, until every item either ran
     without error in some subset or failed alone. ``run(subset)`` raises when the subset
     fails; what it returns is ignored."""
@@ -55,7 +53,7 @@ def isolate(
     poison: list[tuple[T, Exception]] = []
     runs = 0
 
-    def split(failing: Sequence[T], error: Exception) -> None:
+    def split(failing: list[T], error: Exception) -> None:
         nonlocal runs
         if len(failing) == 1:
             poison.append((failing[0], error))
