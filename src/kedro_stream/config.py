@@ -79,6 +79,11 @@ class Format(str, Enum):
 
 
 class OnFailure(str, Enum):
+    """What a batch that still fails after its retries does (see ``service/loop.py``)."""
+
+    # bisect the batch to the records that fail on their own, dead-letter those, and run and
+    # commit the rest together, as if the poison records had never arrived
+    ISOLATE = "isolate"
     DEAD_LETTER = "dead-letter"  # send the batch's records to the dead-letter topic, move on
     STOP = "stop"  # exit non-zero without committing: the batch is redelivered on restart
 
@@ -214,6 +219,12 @@ class StreamConfig(_Strict):
     guarantee: Guarantee = Guarantee.AT_LEAST_ONCE
     transactional_id: str | None = None
     retry: RetryConfig = Field(default_factory=RetryConfig)
+    # stop by default: it commits nothing it could not process, so no result depends on
+    # this choice. isolate (for per-record nodes) keeps one poison record from taking its batch
+    # to the dead-letter topic; it judges records by running parts of the batch, so a node
+    # whose outcome depends on the batch's other records (one that needs two rows, a check
+    # of a batch total) can make good records look poison, or fail only together and send
+    # the batch whole to the dead-letter topic as dead-letter would.
     on_failure: OnFailure = OnFailure.STOP
     dead_letter_topic: str = ""  # default: "<first input topic>.dlq"
     max_poll_interval_s: PositiveFloat = 300.0

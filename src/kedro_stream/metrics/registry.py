@@ -88,6 +88,20 @@ class StreamMetrics:
             ("group",),
             registry=r,
         )
+        self.isolation_runs = Counter(
+            "kedro_stream_isolation_runs",
+            "Namespace runs spent finding the records that fail on their own (on_failure: "
+            "isolate), besides the batch's own runs.",
+            ("group",),
+            registry=r,
+        )
+        self.isolated = Counter(
+            "kedro_stream_isolated_records",
+            "Records found to fail on their own (on_failure: isolate), counted when found; "
+            "their dead letters count in kedro_stream_records_dead_lettered once committed.",
+            ("group",),
+            registry=r,
+        )
         self.rebalances = Counter(
             "kedro_stream_rebalances",
             "Partition assignment changes seen by this member.",
@@ -143,7 +157,13 @@ class StreamMetrics:
             ("group", "state", "topic", "partition"),
             registry=r,
         )
-        for metric in (self.batch_failures, self.commit_failures, self.rebalances):
+        for metric in (
+            self.batch_failures,
+            self.commit_failures,
+            self.isolation_runs,
+            self.isolated,
+            self.rebalances,
+        ):
             metric.labels(group)  # exported at 0 from the start: rate() and alerts need it
 
     def forget_partitions(self, partitions: Iterable[tuple[str, int]]) -> None:

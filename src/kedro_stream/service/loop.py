@@ -18,16 +18,22 @@ Failure paths, beside them:
   read again; no retry, nothing dead-lettered;
 - an output cannot be encoded (:class:`EncodeError`), or state updates do not replace the
   batch's keys' rows (:class:`StateUpdateError`): it would fail the same way again, so the
-  batch is given up at once (stage ``encode`` or ``state``);
+  batch is given up at once (stage ``encode`` or ``state``), or isolated at once;
 - a fatal client error (a newer instance fenced this one): the service stops, nothing committed;
 - anything else: retried with backoff, then given up (stage ``pipeline``).
 
-Giving up follows ``on_failure``: stop with nothing committed, or dead-letter every record of
-the batch and commit it (a record that failed decoding keeps its own error and stage).
+Giving up follows ``on_failure``: stop with nothing committed; dead-letter every record of
+the batch and commit it (a record that failed decoding keeps its own error and stage); or
+isolate: find the records that fail on their own by running halves of the batch
+(``service/isolate.py``), then take the batch through steps 2-6 once more without them, their
+dead letters published with its outputs and committed with it. A failure that is no record's
+doing (a hung run, a broker error), or one that remains without the poison records, is
+dead-lettered whole.
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
 import threading
 import time
@@ -56,12 +62,14 @@ from kedro_stream.service.commit import (
     AtLeastOnce,
     CommitAbandoned,
     CommitProtocol,
+    DeliveryError,
     DeliveryFailures,
     ExactlyOnce,
 )
 from kedro_stream.service.decode import Decoded, DecodedBatch, Decoder
 from kedro_stream.service.encode import Encoder
-from kedro_stream.service.keepalive import KeepAlive
+from kedro_stream.service.isolate import Poison, isolate, stage_of
+from kedro_stream.service.keepalive import KeepAlive, RunTimeout
 from kedro_stream.service.messages import DeadLetters, Outgoing, Stage
 from kedro_stream.service.progress import CommitLedger, Progress
 from kedro_stream.service.rebalance import Assignment
@@ -81,6 +89,11 @@ from kedro_stream.state.topics import ensure_changelogs
 logger = logging.getLogger(__name__)
 #: A run (or a retry backoff) longer than this polls with the partitions paused.
 _PAUSE_AFTER_S = 2.0
+#: One paused poll of the keep-alive, between the runs of an isolation.
+_ONE_POLL_S = 0.05
+#: Failures that are no record's doing, so isolation is not tried: a broker's, and a hung run
+#: (each run judging a part of the batch could hang too, and leave another thread behind).
+_NO_RECORDS_DOING = (KafkaException, DeliveryError, RunTimeout)
 
 
 class StreamStopped(KedroStreamError):
@@ -277,55 +290,61 @@ class StreamService:
     def _process(
         self, batch: Batch, consumer: Consumer, protocol: CommitProtocol, keepalive: KeepAlive
     ) -> None:
-        """One batch through the protocol (see the module docstring), retried per ``retry``."""
+        """One batch through the protocol (see the module docstring), retried per ``retry``;
+        under ``on_failure: isolate``, once more without the records that fail on their own."""
         attempts, group = self._stream.retry.attempts, self._stream.group_id
         delays = self._backoff.delays()
         decoded: DecodedBatch | None = None  # None while no attempt got past decoding
-        for attempt in range(1, attempts + 1):
+        poison = Poison()  # set aside by isolation, which runs at most once
+        for attempt in itertools.count(1):
             try:
                 decoded = self._decoder.decode(batch)  # 1. in the loop: a registry outage retries
+                good = poison.without(decoded.good)
                 protocol.begin()
-                datasets = self._run(decoded.good, keepalive)  # 2.
-                outputs = self._encoder.encode(datasets, decoded.good)  # 3.
+                datasets = self._run(good, keepalive)  # 2.
+                outputs = self._encoder.encode(datasets, good)  # 3.
                 offsets = self.assignment.committable(batch)  # no poll between here and 5.
-                changes = self._state_changes(batch, decoded, datasets, offsets)  # 3.
+                owned = {(tp.topic, tp.partition) for tp in offsets}
+                changes = self._state_changes(batch, good, datasets, owned)  # 3.
                 started = time.perf_counter()
-                protocol.publish([*outputs, *decoded.dead, *changes.records])  # 4.
+                protocol.publish([*outputs, *decoded.dead, *poison.dead, *changes.records])  # 4.
                 protocol.complete(offsets)  # 5.
                 if self._state is not None:
                     self._state.apply(changes, offsets)  # 6.
                 self.metrics.commit_duration.labels(group).observe(time.perf_counter() - started)
-                self._ledger.committed(batch, outputs, Counter({Stage.DECODE: len(decoded.dead)}))
+                dead = Counter({Stage.DECODE: len(decoded.dead)}) + poison.stages
+                self._ledger.committed(batch, outputs, dead)
                 return
             except CommitAbandoned as error:
                 self.metrics.commit_failures.labels(group).inc()
                 self._abort(protocol)
                 self._rewind(batch, consumer, error)
                 return
-            except (EncodeError, StateUpdateError) as error:
-                self.metrics.batch_failures.labels(group).inc()
-                self._abort(protocol)
-                stage = Stage.ENCODE if isinstance(error, EncodeError) else Stage.STATE
-                self._give_up(batch, decoded, error, stage, protocol)
-                return
             except Exception as error:
                 self.metrics.batch_failures.labels(group).inc()
                 if is_fatal(error):
                     raise _fatal(error) from error
                 self._abort(protocol)
-                if attempt == attempts:
-                    self._give_up(batch, decoded, error, Stage.PIPELINE, protocol)
-                    return
-                backoff_s = next(delays)
-                logger.warning(
-                    "Batch of %d records failed (attempt %d/%d), retrying in %.2f s: %s",
-                    len(batch),
-                    attempt,
-                    attempts,
-                    backoff_s,
-                    one_line(error),
-                )
-                keepalive.sleep(backoff_s)
+                # An encode or state failure would fail the same way again; after isolation,
+                # so would the rest of the batch.
+                final = isinstance(error, (EncodeError, StateUpdateError)) or poison.isolated
+                if not final and attempt < attempts:
+                    backoff_s = next(delays)
+                    logger.warning(
+                        "Batch of %d records failed (attempt %d/%d), retrying in %.2f s: %s",
+                        len(batch),
+                        attempt,
+                        attempts,
+                        backoff_s,
+                        one_line(error),
+                    )
+                    keepalive.sleep(backoff_s)
+                    continue
+                if decoded is not None and self._isolates(decoded, poison, error):
+                    poison = self._isolate(batch, decoded, error, keepalive)
+                    continue  # 2.-6. once more, without the poison records
+                self._give_up(batch, decoded, error, protocol, poison)
+                return
 
     def _run(self, good: list[Decoded], keepalive: KeepAlive) -> dict[str, Any]:
         """The namespace's outputs for the good records (none without records)."""
@@ -352,15 +371,14 @@ class StreamService:
     def _state_changes(
         self,
         batch: Batch,
-        decoded: DecodedBatch,
+        good: list[Decoded],
         datasets: dict[str, Any],
-        offsets: list[TopicPartition],
+        owned: set[tuple[str, int]],
     ) -> StateChanges:
         """The changelog records of a stateful batch, for the partitions it will commit."""
         if self._state is None or not datasets:
             return StateChanges()
-        owned = {(tp.topic, tp.partition) for tp in offsets}
-        return self._state.changes(datasets, decoded.good, batch.next_offsets(), owned)
+        return self._state.changes(datasets, good, batch.next_offsets(), owned)
 
     def _rewind(self, batch: Batch, consumer: Consumer, error: CommitAbandoned) -> None:
         """Have the batch processed again by its partitions' owners: partitions this member
@@ -378,15 +396,66 @@ class StreamService:
             if (tp.topic, tp.partition) in owned:
                 consumer.seek(tp)
 
+    def _isolates(self, decoded: DecodedBatch, poison: Poison, error: Exception) -> bool:
+        """Whether to look for the records that fail on their own: under ``on_failure:
+        isolate``, once a batch, when some record was run and the failure may be its doing."""
+        return (
+            self._stream.on_failure is OnFailure.ISOLATE
+            and not poison.isolated
+            and bool(decoded.good)
+            and not isinstance(error, _NO_RECORDS_DOING)
+        )
+
+    def _isolate(
+        self, batch: Batch, decoded: DecodedBatch, error: Exception, keepalive: KeepAlive
+    ) -> Poison:
+        """The records of ``decoded`` that fail on their own (``service/isolate.py``), as dead
+        letters with their own error and stage; the loop then runs the rest as one batch."""
+        group, started = self._stream.group_id, time.monotonic()
+        found = isolate(decoded.good, lambda good: self._judge(batch, good, keepalive), error)
+        self.metrics.isolation_runs.labels(group).inc(found.runs)
+        self.metrics.isolated.labels(group).inc(len(found.poison))
+        letters = {
+            id(message): self._dead_letters.of(message, own, stage_of(own))
+            for (message, _), own in found.poison
+        }
+        stages = Counter(stage_of(own) for _, own in found.poison)
+        first = f": first {one_line(found.poison[0][1])}" if found.poison else ""
+        logger.warning(
+            "Isolating a failed batch of %d records took %d runs (%.2f s): %d fail on their own "
+            "and go to the dead-letter topic, the other %d run once more together%s",
+            len(decoded.good),
+            found.runs,
+            time.monotonic() - started,
+            len(found.poison),
+            len(found.good),
+            first,
+        )
+        return Poison(isolated=True, letters=letters, stages=stages)
+
+    def _judge(self, batch: Batch, good: list[Decoded], keepalive: KeepAlive) -> None:
+        """Steps 2 and 3 on ``good`` alone, for isolation: raises where the batch would; what
+        it computes is thrown away. Isolation is many runs in a row, each perhaps too short for
+        the keep-alive to poll: once as long without a poll as a run that it would poll, one
+        paused poll keeps this member in its group and the loop counted alive."""
+        unpolled_s = time.monotonic() - self.last_activity
+        if unpolled_s > min(_PAUSE_AFTER_S, self._stream.max_poll_interval_s / 4):
+            keepalive.sleep(_ONE_POLL_S)
+        datasets = self._run(good, keepalive)
+        self._encoder.encode(datasets, good)
+        self._state_changes(batch, good, datasets, set(batch.next_offsets()))
+
     def _give_up(
         self,
         batch: Batch,
         decoded: DecodedBatch | None,
         error: Exception,
-        stage: Stage,
         protocol: CommitProtocol,
+        poison: Poison,
     ) -> None:
-        """``on_failure``: stop with nothing committed, or dead-letter and commit the batch."""
+        """``on_failure``: stop with nothing committed, or dead-letter and commit the batch
+        (``isolate`` does too, for a failure that isolation cannot narrow)."""
+        stage = stage_of(error)
         if self._stream.on_failure is OnFailure.STOP:
             tried = (
                 f"failed {self._stream.retry.attempts} times, last with"
@@ -396,7 +465,7 @@ class StreamService:
             raise StreamStopped(
                 f"Batch of {len(batch)} records {tried} {one_line(error)}; nothing committed for it"
             ) from error
-        dead, stages = self._dead_letters_of(batch, decoded, error, stage)
+        dead, stages = self._dead_letters_of(batch, decoded, error, stage, poison)
         logger.error(
             "Dead-lettering a batch of %d records (%s): %s",
             len(batch),
@@ -415,22 +484,34 @@ class StreamService:
         self._ledger.committed(batch, [], stages)
 
     def _dead_letters_of(
-        self, batch: Batch, decoded: DecodedBatch | None, error: Exception, stage: Stage
+        self,
+        batch: Batch,
+        decoded: DecodedBatch | None,
+        error: Exception,
+        stage: Stage,
+        poison: Poison,
     ) -> tuple[list[Outgoing], Counter[Stage]]:
-        """Every record of a batch given up, in offset order: a record that failed decoding
-        keeps its own error and stage; the others carry the batch's."""
+        """Every record of a batch given up, in offset order: a record that failed decoding,
+        or was isolated as poison, keeps its own error and stage; the others carry the
+        batch's."""
         if decoded is None:  # decoding itself failed (a registry outage): no record was judged
             return [self._dead_letters.of(m, error, stage) for m in batch.messages], Counter(
                 {stage: len(batch)}
             )
         judged = {id(message) for message, _ in decoded.good}
         undecodable = iter(decoded.dead)
-        dead = [
-            self._dead_letters.of(m, error, stage) if id(m) in judged else next(undecodable)
-            for m in batch.messages
-        ]
-        counts = {Stage.DECODE: len(decoded.dead), stage: len(decoded.good)}
-        return dead, Counter({s: n for s, n in counts.items() if n})
+        dead = []
+        for m in batch.messages:
+            own = poison.letter(m)
+            if own is None:
+                own = (
+                    self._dead_letters.of(m, error, stage) if id(m) in judged else next(undecodable)
+                )
+            dead.append(own)
+        counts = Counter(
+            {Stage.DECODE: len(decoded.dead), stage: len(decoded.good) - len(poison.letters)}
+        )
+        return dead, counts + poison.stages  # + drops the zero counts
 
     @staticmethod
     def _abort(protocol: CommitProtocol) -> None:
