@@ -6,7 +6,7 @@ import time
 from pathlib import Path
 
 import click
-from confluent_kafka import KafkaException, Producer
+from confluent_kafka import KafkaException
 from kedro.framework.startup import ProjectMetadata
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
@@ -14,15 +14,16 @@ from rich.progress import Progress as ProgressBar
 from rich.table import Table
 
 from kedro_stream.config import (
-    DEFAULT_BOOTSTRAP_SERVERS,
     ConfigError,
     Guarantee,
     NoStreamFile,
     StreamFile,
+    command_stream_file,
     read_stream_file,
 )
 from kedro_stream.devbroker.cli import broker
 from kedro_stream.errors import KedroStreamError, one_line_message
+from kedro_stream.kafka.command_clients import command_producer, ensure_reachable
 from kedro_stream.kafka.file_producer import produce_file, read_messages
 from kedro_stream.metrics.http import PATHS
 from kedro_stream.metrics.lag import group_lag
@@ -238,6 +239,33 @@ def _print_endpoints(host: str, port: int) -> None:
         click.echo(f"{path.lstrip('/')}=http://{reachable}:{port}{path}")
 
 
+def _command_file(
+    metadata: ProjectMetadata | None, env: str | None, bootstrap_servers: str | None
+) -> StreamFile:
+    """stream.yml's kafka section for a command; outside a project, the defaults."""
+    try:
+        return command_stream_file(
+            metadata.project_path if metadata else None, env, bootstrap_servers
+        )
+    except KedroStreamError as exc:
+        raise click.ClickException(one_line_message(exc)) from exc
+
+
+def _state_key(file: StreamFile, topic: str) -> tuple[str, list[str]] | None:
+    """The state key of the stateful streams reading ``topic``, and their names."""
+    keys: dict[str, list[str]] = {}
+    for name, stream in file.streams.items():
+        if topic in stream.input.topics and stream.state:
+            keys.setdefault(next(iter(stream.state.values())).key, []).append(name)
+    if len(keys) > 1:
+        described = "; ".join(f"{key} ({', '.join(names)})" for key, names in keys.items())
+        raise click.ClickException(
+            f"streams reading {topic} keep state under different keys: {described}; choose "
+            "one with --key"
+        )
+    return next(iter(keys.items()), None)
+
+
 @stream.command("produce")
 @click.option("--topic", "-t", required=True)
 @click.option(
@@ -255,13 +283,22 @@ def _print_endpoints(host: str, port: int) -> None:
     default=None,
     help="Avro schema (.avsc) to encode JSON Lines records with --format avro.",
 )
-@click.option("--key", "key_field", default=None, help="Record field used as the message key.")
+@click.option(
+    "--key",
+    "key_field",
+    default=None,
+    help="Record field used as the message key; default: the state key of the stream that "
+    "reads TOPIC, if it keeps state.",
+)
 @click.option(
     "--rate", type=click.FloatRange(min=0, min_open=True), default=None, help="Records/s."
 )
 @click.option("--count", type=click.IntRange(min=1), default=None, help="Send at most N records.")
+@click.option("--env", "-e", default=None, help="Kedro configuration environment.")
 @_BOOTSTRAP
+@click.pass_obj
 def produce_(
+    metadata: ProjectMetadata | None,
     *,
     topic: str,
     path: Path,
@@ -270,13 +307,27 @@ def produce_(
     key_field: str | None,
     rate: float | None,
     count: int | None,
+    env: str | None,
     bootstrap_servers: str | None,
 ) -> None:
     """Publish the records of a file to TOPIC (the upstream simulator)."""
-    producer = Producer(
-        {"bootstrap.servers": bootstrap_servers or DEFAULT_BOOTSTRAP_SERVERS, "linger.ms": 5}
-    )
+    file = _command_file(metadata, env, bootstrap_servers)
+    stateful = _state_key(file, topic)
+    if key_field is None and stateful is not None:
+        key_field = stateful[0]
+        click.echo(
+            f"message key: field {key_field}, the state key of stream "
+            f"{', '.join(stateful[1])}, which reads {topic} (--key chooses another)"
+        )
+    elif stateful is not None and key_field != stateful[0]:
+        click.echo(
+            f"warning: stream {', '.join(stateful[1])} keeps state by {stateful[0]} and "
+            f"dead-letters records keyed by anything else (here: {key_field})",
+            err=True,
+        )
+    producer = command_producer(file.kafka)
     try:
+        ensure_reachable(producer, file.kafka)
         messages = read_messages(path, fmt=fmt, schema_path=schema, key_field=key_field)
         with ProgressBar(
             TextColumn(f"producing to {topic}"),
@@ -308,12 +359,22 @@ stream.add_command(broker)
 @stream.command("lag")
 @click.option("--group", "-g", required=True, help="Consumer group id.")
 @click.option("--topic", "-t", "topics", multiple=True, help="Only these topics (repeatable).")
+@click.option("--env", "-e", default=None, help="Kedro configuration environment.")
 @_BOOTSTRAP
-def lag_(*, group: str, topics: tuple[str, ...], bootstrap_servers: str | None) -> None:
+@click.pass_obj
+def lag_(
+    metadata: ProjectMetadata | None,
+    *,
+    group: str,
+    topics: tuple[str, ...],
+    env: str | None,
+    bootstrap_servers: str | None,
+) -> None:
     """Committed offset, high watermark and lag per partition of a consumer group."""
+    file = _command_file(metadata, env, bootstrap_servers)
     try:
-        rows = group_lag(bootstrap_servers or DEFAULT_BOOTSTRAP_SERVERS, group, topics)
-    except KafkaException as exc:
+        rows = group_lag(file.kafka, group, topics)
+    except (KedroStreamError, KafkaException) as exc:
         raise click.ClickException(one_line_message(exc)) from exc
     if not rows:
         raise click.ClickException(f"group {group!r} has no committed offsets")
