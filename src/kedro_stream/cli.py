@@ -27,6 +27,8 @@ from kedro_stream.kafka.command_clients import command_producer, ensure_reachabl
 from kedro_stream.kafka.file_producer import produce_file, read_messages
 from kedro_stream.metrics.http import PATHS
 from kedro_stream.metrics.lag import group_lag
+from kedro_stream.ops.offsets import Mode, Target, parse_time
+from kedro_stream.ops.reset import ResetPlan, reset
 from kedro_stream.process_setup import prepare_command_process
 from kedro_stream.service.app import consume, load_config
 from kedro_stream.service.preflight import StreamCheck, check_streams
@@ -387,3 +389,142 @@ def lag_(
         )
     table.add_row("total", "", "", "", str(sum(r.lag for r in rows)), style="bold")
     Console().print(table)
+
+
+@stream.command("reset")
+@click.option("--group", "-g", required=True, help="Consumer group id.")
+@click.option("--topic", "-t", required=True, help="Input topic whose offsets move.")
+@click.option(
+    "--partition",
+    "partitions",
+    type=click.IntRange(min=0),
+    multiple=True,
+    help="Only these partitions (repeatable); default: all.",
+)
+@click.option("--to-earliest", is_flag=True, help="The earliest retained record.")
+@click.option("--to-latest", is_flag=True, help="The end: skip everything retained.")
+@click.option("--to-offset", type=click.IntRange(min=0), default=None, help="This offset.")
+@click.option(
+    "--to-datetime",
+    default=None,
+    help="The first record at or after this ISO-8601 time, with its zone (2026-12-03T09:00Z).",
+)
+@click.option(
+    "--shift-by", type=int, default=None, help="The committed offset plus N (N < 0: back)."
+)
+@click.option(
+    "--clear-state",
+    is_flag=True,
+    help="A stateful stream: start its state empty from the new offsets (implied by "
+    "--to-earliest).",
+)
+@click.option("--execute", is_flag=True, help="Apply the reset; without it nothing changes.")
+@click.option("--env", "-e", default=None, help="Kedro configuration environment.")
+@_BOOTSTRAP
+@click.pass_obj
+def reset_(
+    metadata: ProjectMetadata | None,
+    *,
+    group: str,
+    topic: str,
+    partitions: tuple[int, ...],
+    to_earliest: bool,
+    to_latest: bool,
+    to_offset: int | None,
+    to_datetime: str | None,
+    shift_by: int | None,
+    clear_state: bool,
+    execute: bool,
+    env: str | None,
+    bootstrap_servers: str | None,
+) -> None:
+    """Move GROUP's committed offsets on TOPIC, to process records again (or skip them).
+
+    A dry run unless --execute: prints each partition's current and new offset and what
+    happens to a stateful stream's state. The group must be stopped."""
+    target = _target(to_earliest, to_latest, to_offset, to_datetime, shift_by)
+    file = _command_file(metadata, env, bootstrap_servers)
+    try:
+        plan = reset(
+            file.kafka,
+            file,
+            metadata.project_path if metadata else None,
+            group=group,
+            topic=topic,
+            target=target,
+            partitions=partitions,
+            clear_state=clear_state,
+            execute=execute,
+        )
+    except (KedroStreamError, KafkaException) as exc:
+        raise click.ClickException(one_line_message(exc)) from exc
+    _print_reset(plan, execute=execute, project=metadata.project_path if metadata else None)
+
+
+def _target(
+    to_earliest: bool,
+    to_latest: bool,
+    to_offset: int | None,
+    to_datetime: str | None,
+    shift_by: int | None,
+) -> Target:
+    given = [
+        target
+        for target, chosen in (
+            (lambda: Target(Mode.EARLIEST), to_earliest),
+            (lambda: Target(Mode.LATEST), to_latest),
+            (lambda: Target(Mode.OFFSET, to_offset or 0), to_offset is not None),
+            (lambda: Target(Mode.DATETIME, when=parse_time(to_datetime or "")), to_datetime),
+            (lambda: Target(Mode.SHIFT, shift_by or 0), shift_by is not None),
+        )
+        if chosen
+    ]
+    if len(given) != 1:
+        raise click.UsageError(
+            "give exactly one of --to-earliest, --to-latest, --to-offset, --to-datetime, --shift-by"
+        )
+    try:
+        return given[0]()
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--to-datetime") from None
+
+
+def _print_reset(plan: ResetPlan, *, execute: bool, project: Path | None) -> None:
+    console = Console()
+    table = Table(
+        title=f"group {plan.group} on {plan.topic}: to {plan.target.describe()}",
+        title_justify="left",
+    )
+    for column in ("partition", "current", "new", "lag now", "lag after", "change"):
+        table.add_column(column, justify="right")
+    for move in plan.moves:
+        table.add_row(
+            str(move.partition),
+            "-" if move.current is None else str(move.current),
+            str(move.new),
+            str(move.lag_before),
+            str(move.lag_after),
+            f"{move.lag_after - move.lag_before:+d}",
+        )
+    before = sum(m.lag_before for m in plan.moves)
+    after = sum(m.lag_after for m in plan.moves)
+    table.add_row("total", "", "", str(before), str(after), f"{after - before:+d}", style="bold")
+    console.print(table)
+    state = plan.state
+    if state is not None:
+        where = state.state_dir.relative_to(project) if state.state_dir and project else None
+        done = "deleted" if execute else "would delete"
+        topics = ", ".join(state.changelogs) or "none exists"
+        console.print(
+            f"state of stream {state.stream} ({', '.join(state.states)}) starts empty: "
+            f"{done} changelog topics ({topics}; consume makes them again) and "
+            f"{len(state.stores)} local stores under {where or 'this project (none)'}; on "
+            "other machines that ran this group, delete that directory too",
+            highlight=False,
+        )
+        if state.blocked and not execute:
+            console.print(f"--execute will refuse: {state.blocked}", highlight=False)
+    if execute:
+        console.print(f"committed the new offsets of group {plan.group}", highlight=False)
+    else:
+        console.print("dry run: nothing changed; add --execute to apply", highlight=False)

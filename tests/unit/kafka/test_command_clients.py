@@ -71,6 +71,10 @@ def recorded(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, dict[str, Any]]
     [
         (["produce", "--topic", "events", "--file", "{project}/events.jsonl"], {"Producer"}),
         (["lag", "--group", "tally"], {"Consumer"}),
+        (
+            ["reset", "--group", "tally", "--topic", "events", "--to-earliest"],
+            {"Consumer", "AdminClient"},
+        ),
     ],
 )
 def test_every_command_client_gets_the_kafka_section_and_shows_no_secret(
