@@ -148,6 +148,7 @@ def test_new_offsets_stay_within_the_retained_records(
     shifted = do_reset(
         mini_project, bootstrap, group=group, topic=source, target=Target(Mode.SHIFT, -7)
     )
+    assert committed(bootstrap, group, source) == {0: 4}  # the dry run moved nothing
     beyond = do_reset(
         mini_project,
         bootstrap,
