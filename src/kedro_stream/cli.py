@@ -492,7 +492,7 @@ def _target(
 def _print_reset(plan: ResetPlan, *, execute: bool, project: Path | None) -> None:
     console = Console()
     table = Table(
-        title=f"group {plan.group} on {plan.topic}: to {plan.target.describe()}",
+        title=f"group {plan.group}, topic {plan.topic} → {plan.target.describe()}",
         title_justify="left",
     )
     for column in ("partition", "current", "new", "lag now", "lag after", "change"):

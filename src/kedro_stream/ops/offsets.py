@@ -32,11 +32,11 @@ class Target:
 
     def describe(self) -> str:
         return {
-            Mode.EARLIEST: "the earliest retained offset",
-            Mode.LATEST: "the latest offset",
+            Mode.EARLIEST: "earliest",
+            Mode.LATEST: "latest",
             Mode.OFFSET: f"offset {self.value}",
-            Mode.DATETIME: f"the first record at or after {self.when}",
-            Mode.SHIFT: f"the committed offset {self.value:+d}",
+            Mode.DATETIME: f"first record at or after {self.when}",
+            Mode.SHIFT: f"committed {self.value:+d}",
         }[self.mode]
 
 
