@@ -6,7 +6,7 @@ import time
 from pathlib import Path
 
 import click
-from confluent_kafka import KafkaException, Producer
+from confluent_kafka import KafkaException
 from kedro.framework.startup import ProjectMetadata
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
@@ -14,18 +14,21 @@ from rich.progress import Progress as ProgressBar
 from rich.table import Table
 
 from kedro_stream.config import (
-    DEFAULT_BOOTSTRAP_SERVERS,
     ConfigError,
     Guarantee,
     NoStreamFile,
     StreamFile,
+    command_stream_file,
     read_stream_file,
 )
 from kedro_stream.devbroker.cli import broker
 from kedro_stream.errors import KedroStreamError, one_line_message
+from kedro_stream.kafka.command_clients import command_producer, ensure_reachable
 from kedro_stream.kafka.file_producer import produce_file, read_messages
 from kedro_stream.metrics.http import PATHS
 from kedro_stream.metrics.lag import group_lag
+from kedro_stream.ops.offsets import Mode, Target, parse_time
+from kedro_stream.ops.reset import ResetPlan, reset
 from kedro_stream.process_setup import prepare_command_process
 from kedro_stream.service.app import consume, load_config
 from kedro_stream.service.preflight import StreamCheck, check_streams
@@ -238,6 +241,33 @@ def _print_endpoints(host: str, port: int) -> None:
         click.echo(f"{path.lstrip('/')}=http://{reachable}:{port}{path}")
 
 
+def _command_file(
+    metadata: ProjectMetadata | None, env: str | None, bootstrap_servers: str | None
+) -> StreamFile:
+    """stream.yml's kafka section for a command; outside a project, the defaults."""
+    try:
+        return command_stream_file(
+            metadata.project_path if metadata else None, env, bootstrap_servers
+        )
+    except KedroStreamError as exc:
+        raise click.ClickException(one_line_message(exc)) from exc
+
+
+def _state_key(file: StreamFile, topic: str) -> tuple[str, list[str]] | None:
+    """The state key of the stateful streams reading ``topic``, and their names."""
+    keys: dict[str, list[str]] = {}
+    for name, stream in file.streams.items():
+        if topic in stream.input.topics and stream.state:
+            keys.setdefault(next(iter(stream.state.values())).key, []).append(name)
+    if len(keys) > 1:
+        described = "; ".join(f"{key} ({', '.join(names)})" for key, names in keys.items())
+        raise click.ClickException(
+            f"streams reading {topic} keep state under different keys: {described}; choose "
+            "one with --key"
+        )
+    return next(iter(keys.items()), None)
+
+
 @stream.command("produce")
 @click.option("--topic", "-t", required=True)
 @click.option(
@@ -255,13 +285,22 @@ def _print_endpoints(host: str, port: int) -> None:
     default=None,
     help="Avro schema (.avsc) to encode JSON Lines records with --format avro.",
 )
-@click.option("--key", "key_field", default=None, help="Record field used as the message key.")
+@click.option(
+    "--key",
+    "key_field",
+    default=None,
+    help="Record field used as the message key; default: the state key of the stream that "
+    "reads TOPIC, if it keeps state.",
+)
 @click.option(
     "--rate", type=click.FloatRange(min=0, min_open=True), default=None, help="Records/s."
 )
 @click.option("--count", type=click.IntRange(min=1), default=None, help="Send at most N records.")
+@click.option("--env", "-e", default=None, help="Kedro configuration environment.")
 @_BOOTSTRAP
+@click.pass_obj
 def produce_(
+    metadata: ProjectMetadata | None,
     *,
     topic: str,
     path: Path,
@@ -270,13 +309,27 @@ def produce_(
     key_field: str | None,
     rate: float | None,
     count: int | None,
+    env: str | None,
     bootstrap_servers: str | None,
 ) -> None:
     """Publish the records of a file to TOPIC (the upstream simulator)."""
-    producer = Producer(
-        {"bootstrap.servers": bootstrap_servers or DEFAULT_BOOTSTRAP_SERVERS, "linger.ms": 5}
-    )
+    file = _command_file(metadata, env, bootstrap_servers)
+    stateful = _state_key(file, topic)
+    if key_field is None and stateful is not None:
+        key_field = stateful[0]
+        click.echo(
+            f"message key: field {key_field}, the state key of stream "
+            f"{', '.join(stateful[1])}, which reads {topic} (--key chooses another)"
+        )
+    elif stateful is not None and key_field != stateful[0]:
+        click.echo(
+            f"warning: stream {', '.join(stateful[1])} keeps state by {stateful[0]} and "
+            f"dead-letters records keyed by anything else (here: {key_field})",
+            err=True,
+        )
+    producer = command_producer(file.kafka)
     try:
+        ensure_reachable(producer, file.kafka)
         messages = read_messages(path, fmt=fmt, schema_path=schema, key_field=key_field)
         with ProgressBar(
             TextColumn(f"producing to {topic}"),
@@ -308,12 +361,22 @@ stream.add_command(broker)
 @stream.command("lag")
 @click.option("--group", "-g", required=True, help="Consumer group id.")
 @click.option("--topic", "-t", "topics", multiple=True, help="Only these topics (repeatable).")
+@click.option("--env", "-e", default=None, help="Kedro configuration environment.")
 @_BOOTSTRAP
-def lag_(*, group: str, topics: tuple[str, ...], bootstrap_servers: str | None) -> None:
+@click.pass_obj
+def lag_(
+    metadata: ProjectMetadata | None,
+    *,
+    group: str,
+    topics: tuple[str, ...],
+    env: str | None,
+    bootstrap_servers: str | None,
+) -> None:
     """Committed offset, high watermark and lag per partition of a consumer group."""
+    file = _command_file(metadata, env, bootstrap_servers)
     try:
-        rows = group_lag(bootstrap_servers or DEFAULT_BOOTSTRAP_SERVERS, group, topics)
-    except KafkaException as exc:
+        rows = group_lag(file.kafka, group, topics)
+    except (KedroStreamError, KafkaException) as exc:
         raise click.ClickException(one_line_message(exc)) from exc
     if not rows:
         raise click.ClickException(f"group {group!r} has no committed offsets")
@@ -326,3 +389,142 @@ def lag_(*, group: str, topics: tuple[str, ...], bootstrap_servers: str | None) 
         )
     table.add_row("total", "", "", "", str(sum(r.lag for r in rows)), style="bold")
     Console().print(table)
+
+
+@stream.command("reset")
+@click.option("--group", "-g", required=True, help="Consumer group id.")
+@click.option("--topic", "-t", required=True, help="Input topic whose offsets move.")
+@click.option(
+    "--partition",
+    "partitions",
+    type=click.IntRange(min=0),
+    multiple=True,
+    help="Only these partitions (repeatable); default: all.",
+)
+@click.option("--to-earliest", is_flag=True, help="The earliest retained record.")
+@click.option("--to-latest", is_flag=True, help="The end: skip everything retained.")
+@click.option("--to-offset", type=click.IntRange(min=0), default=None, help="This offset.")
+@click.option(
+    "--to-datetime",
+    default=None,
+    help="The first record at or after this ISO-8601 time, with its zone (2026-12-03T09:00Z).",
+)
+@click.option(
+    "--shift-by", type=int, default=None, help="The committed offset plus N (N < 0: back)."
+)
+@click.option(
+    "--clear-state",
+    is_flag=True,
+    help="A stateful stream: start its state empty from the new offsets (implied by "
+    "--to-earliest).",
+)
+@click.option("--execute", is_flag=True, help="Apply the reset; without it nothing changes.")
+@click.option("--env", "-e", default=None, help="Kedro configuration environment.")
+@_BOOTSTRAP
+@click.pass_obj
+def reset_(
+    metadata: ProjectMetadata | None,
+    *,
+    group: str,
+    topic: str,
+    partitions: tuple[int, ...],
+    to_earliest: bool,
+    to_latest: bool,
+    to_offset: int | None,
+    to_datetime: str | None,
+    shift_by: int | None,
+    clear_state: bool,
+    execute: bool,
+    env: str | None,
+    bootstrap_servers: str | None,
+) -> None:
+    """Move GROUP's committed offsets on TOPIC, to process records again (or skip them).
+
+    A dry run unless --execute: prints each partition's current and new offset and what
+    happens to a stateful stream's state. The group must be stopped."""
+    target = _target(to_earliest, to_latest, to_offset, to_datetime, shift_by)
+    file = _command_file(metadata, env, bootstrap_servers)
+    try:
+        plan = reset(
+            file.kafka,
+            file,
+            metadata.project_path if metadata else None,
+            group=group,
+            topic=topic,
+            target=target,
+            partitions=partitions,
+            clear_state=clear_state,
+            execute=execute,
+        )
+    except (KedroStreamError, KafkaException) as exc:
+        raise click.ClickException(one_line_message(exc)) from exc
+    _print_reset(plan, execute=execute, project=metadata.project_path if metadata else None)
+
+
+def _target(
+    to_earliest: bool,
+    to_latest: bool,
+    to_offset: int | None,
+    to_datetime: str | None,
+    shift_by: int | None,
+) -> Target:
+    given = [
+        target
+        for target, chosen in (
+            (lambda: Target(Mode.EARLIEST), to_earliest),
+            (lambda: Target(Mode.LATEST), to_latest),
+            (lambda: Target(Mode.OFFSET, to_offset or 0), to_offset is not None),
+            (lambda: Target(Mode.DATETIME, when=parse_time(to_datetime or "")), to_datetime),
+            (lambda: Target(Mode.SHIFT, shift_by or 0), shift_by is not None),
+        )
+        if chosen
+    ]
+    if len(given) != 1:
+        raise click.UsageError(
+            "give exactly one of --to-earliest, --to-latest, --to-offset, --to-datetime, --shift-by"
+        )
+    try:
+        return given[0]()
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--to-datetime") from None
+
+
+def _print_reset(plan: ResetPlan, *, execute: bool, project: Path | None) -> None:
+    console = Console()
+    table = Table(
+        title=f"group {plan.group}, topic {plan.topic} → {plan.target.describe()}",
+        title_justify="left",
+    )
+    for column in ("partition", "current", "new", "lag now", "lag after", "change"):
+        table.add_column(column, justify="right")
+    for move in plan.moves:
+        table.add_row(
+            str(move.partition),
+            "-" if move.current is None else str(move.current),
+            str(move.new),
+            str(move.lag_before),
+            str(move.lag_after),
+            f"{move.lag_after - move.lag_before:+d}",
+        )
+    before = sum(m.lag_before for m in plan.moves)
+    after = sum(m.lag_after for m in plan.moves)
+    table.add_row("total", "", "", str(before), str(after), f"{after - before:+d}", style="bold")
+    console.print(table)
+    state = plan.state
+    if state is not None:
+        where = state.state_dir.relative_to(project) if state.state_dir and project else None
+        done = "deleted" if execute else "would delete"
+        topics = ", ".join(state.changelogs) or "none exists"
+        console.print(
+            f"state of stream {state.stream} ({', '.join(state.states)}) starts empty: "
+            f"{done} changelog topics ({topics}; consume makes them again) and "
+            f"{len(state.stores)} local stores under {where or 'this project (none)'}; on "
+            "other machines that ran this group, delete that directory too",
+            highlight=False,
+        )
+        if state.blocked and not execute:
+            console.print(f"--execute will refuse: {state.blocked}", highlight=False)
+    if execute:
+        console.print(f"committed the new offsets of group {plan.group}", highlight=False)
+    else:
+        console.print("dry run: nothing changed; add --execute to apply", highlight=False)

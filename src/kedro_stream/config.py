@@ -446,6 +446,24 @@ def load_stream_file(config_loader: AbstractConfigLoader) -> StreamFile:
     return parse_stream_file(raw or {}, credentials or {})
 
 
+def command_stream_file(
+    project_path: Path | None, env: str | None, bootstrap_servers: str | None
+) -> StreamFile:
+    """The configuration of a command beside ``consume`` (``produce``, ``lag``, ``reset``): the
+    environment's ``stream.yml``, whose ``kafka`` section (address, ``client`` properties,
+    credentials) reaches their clients as it reaches ``consume``'s. Outside a project, or in one
+    without ``stream.yml``, an empty file: the defaults. ``bootstrap_servers`` (the flag or
+    ``KAFKA_BOOTSTRAP_SERVERS``) overrides the address either way."""
+    try:
+        file = StreamFile() if project_path is None else read_stream_file(project_path, env)
+    except NoStreamFile:
+        file = StreamFile()
+    if not bootstrap_servers:
+        return file
+    kafka = file.kafka.model_copy(update={"bootstrap_servers": bootstrap_servers})
+    return file.model_copy(update={"kafka": kafka})
+
+
 def select_stream(file: StreamFile, *, topic: str | None, namespace: str | None) -> StreamConfig:
     """The stream that reads ``topic`` (and runs ``namespace`` when both are given)."""
     candidates = [

@@ -20,8 +20,9 @@ from confluent_kafka import (
     KafkaException,
     TopicPartition,
 )
-from confluent_kafka.admin import AdminClient
 
+from kedro_stream.config import KafkaConfig
+from kedro_stream.kafka.command_clients import command_admin, ensure_reachable, offsets_consumer
 from kedro_stream.metrics.registry import StreamMetrics
 
 logger = logging.getLogger(__name__)
@@ -43,16 +44,17 @@ def _lag(committed: int, low: int, high: int) -> int:
 
 
 def group_lag(
-    bootstrap: str,
+    kafka: KafkaConfig,
     group: str,
     topics: Iterable[str] = (),
     *,
     timeout_s: float = GROUP_LAG_TIMEOUT_S,
 ) -> list[PartitionLag]:
     """Lag of every partition of ``topics`` for ``group``; without topics, of every partition
-    the group has committed."""
-    reader = Consumer({"bootstrap.servers": bootstrap, "group.id": group})
+    the group has committed. :class:`BrokerUnreachable` when the cluster does not answer."""
+    reader = offsets_consumer(kafka, group)
     try:
+        ensure_reachable(reader, kafka)
         if topics:
             wanted = [
                 TopicPartition(topic, partition)
@@ -63,7 +65,7 @@ def group_lag(
             ]
             listed = reader.committed(wanted, timeout=timeout_s)
         else:
-            admin = AdminClient({"bootstrap.servers": bootstrap})
+            admin = command_admin(kafka)
             request = [ConsumerGroupTopicPartitions(group)]
             listed = admin.list_consumer_group_offsets(request)[group].result(timeout=timeout_s)
             listed = listed.topic_partitions

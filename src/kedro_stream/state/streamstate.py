@@ -252,26 +252,31 @@ class StreamState:
     def _local_store(
         self, name: str, spec: StateConfig, partition: int, committed: int | None
     ) -> PartitionStore:
-        """The partition's store on disk, unless it is from another life of its changelog: it
-        has a checkpoint while the group has committed nothing there (another broker or
-        cluster, say a development broker started again), or one beyond the changelog's end
-        (the topic was made again). Such a store would add old rows to the state; it is
-        deleted and rebuilt from the changelog."""
+        """The partition's store on disk, unless it is from another life of its changelog or
+        of the group's offsets: it has a checkpoint while the group has committed nothing
+        there (another broker or cluster, say a development broker started again), or one
+        beyond the changelog's end (the topic was made again), or it holds rows accounting for
+        offsets beyond the committed one (the offsets were moved back: ``kedro stream reset``
+        on another machine). Such a store would add old rows to the state; it is deleted and
+        rebuilt from the changelog."""
         path = self._root / name / f"{self._topic}-{partition}"
         store = PartitionStore(path)
         checkpoint = store.changelog_offset
-        if checkpoint is None:
-            return store
-        if committed is not None and checkpoint <= self._changelog_end(spec, partition):
+        if checkpoint is not None and committed is None:
+            stale = "nothing committed"
+        elif checkpoint is not None and checkpoint > self._changelog_end(spec, partition):
+            stale = "its checkpoint is beyond the changelog's end"
+        elif committed is not None and _newest_as_of(store) > committed:
+            stale = f"it has rows beyond the committed offset {committed}: offsets moved back"
+        else:
             return store
         store.close()
         shutil.rmtree(path)
         logger.warning(
-            "Deleted the local store %s: its checkpoint (changelog offset %d) is not from this "
-            "changelog and group (%s); rebuilding it from %s",
+            "Deleted the local store %s: it is not from this changelog and group (%s); "
+            "rebuilding it from %s",
             path,
-            checkpoint,
-            "nothing committed" if committed is None else "beyond the changelog's end",
+            stale,
             spec.changelog_topic,
         )
         return PartitionStore(path)
@@ -298,6 +303,12 @@ class StreamState:
         if self._restore_consumer is None:
             self._restore_consumer = self._restore_consumer_factory()
         return self._restore_consumer
+
+
+def _newest_as_of(store: PartitionStore) -> int:
+    """The highest input offset the store's rows account for (-1: no row); reads the store."""
+    keys = [key for key, _ in store.items()]
+    return max((as_of for as_of, _ in store.get(keys).values()), default=-1)
 
 
 def _keys_by_partition(good: list[Decoded], key: str) -> dict[int, list[str]]:

@@ -1,0 +1,1 @@
+"""Operations on a stopped stream's group: moving its offsets (``kedro stream reset``)."""
