@@ -262,3 +262,22 @@ def test_each_first_hour_mistake_is_one_error_line(project: Path, broker: str) -
     produce += ("--format", "avro", "--schema", str(schema), "--bootstrap-servers", broker)
     error = one_error(run(project, *produce))
     assert error.startswith("Error: line 2 of bad.jsonl does not match the schema")
+
+
+def test_an_unreachable_broker_is_said_once_then_one_error_line(project: Path) -> None:
+    """A closed port: librdkafka's ~25 lines a second become one warning in kedro-stream's
+    words, and a consume that never reached Kafka before its idle timeout fails."""
+    address = f"127.0.0.1:{free_port()}"  # nothing listens there once the probe socket closed
+    consume = ("kedro", "stream", "consume", "-t", "readings", "--bootstrap-servers", address)
+    done = run(project, *consume, "--idle-timeout-s", "4")
+
+    error = one_error(done)
+    assert error.startswith(f"Error: Never reached Kafka at {address} within 4 s"), error
+    output = done.stdout + done.stderr
+    assert "%3|" not in output and "Connect to ipv4" not in output, output
+    log = log_text(done.stderr)
+    assert log.count(f"Cannot reach Kafka at {address} (connection refused); retrying") == 1, log
+    assert "committed" not in done.stdout
+    # Kedro's boot lines, the unpublished-output warning, ours: a handful of records in all.
+    records = re.findall(r" (?:DEBUG|INFO|WARNING|ERROR) ", done.stderr)
+    assert len(records) <= 8, output

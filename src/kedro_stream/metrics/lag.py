@@ -92,6 +92,8 @@ class LagRefresher:
         interval_s: float,
         timeout_s: float = 5.0,  # per broker request; the refresh after it is interval_s away
     ) -> None:
+        # The service's consumer config (its logger, and under KIP-848 without the classic-only
+        # settings), less what only a group member uses.
         reader = {k: v for k, v in config.items() if not k.startswith(("partition.", "on_"))}
         self._consumer = Consumer({**reader, "enable.auto.commit": False})
         self._metrics = metrics
@@ -131,6 +133,8 @@ class LagRefresher:
                 self.refresh()
             except KafkaException as exc:  # a broker hiccup must not end lag reporting
                 logger.warning("Lag refresh failed: %s", exc)
+            # Its client's log lines (the config's logger) are delivered only by a poll.
+            self._consumer.poll(0)
             self._stop.wait(self._interval_s)
 
     def stop(self) -> None:

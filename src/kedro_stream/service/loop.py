@@ -42,17 +42,18 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 
 from kedro_stream.config import Guarantee, KafkaConfig, OnFailure, StreamConfig
 from kedro_stream.errors import KedroStreamError, one_line
+from kedro_stream.kafka.client_log import CLIENT_LOG
 from kedro_stream.kafka.clients import (
     DeliveryCallback,
     is_development_broker,
-    restore_consumer_config,
+    make_admin,
+    make_restore_consumer,
 )
-from kedro_stream.kafka.errors import is_fatal
+from kedro_stream.kafka.errors import is_fatal, kafka_error
 from kedro_stream.metrics import StreamMetrics
 from kedro_stream.serde import EncodeError
 from kedro_stream.serde.frames import to_dataset
@@ -84,7 +85,7 @@ from kedro_stream.service.wiring import (
 from kedro_stream.session import StreamSession
 from kedro_stream.state.errors import StateUpdateError
 from kedro_stream.state.streamstate import StateChanges, StreamState
-from kedro_stream.state.topics import ensure_changelogs
+from kedro_stream.state.topics import TOPICS_TIMEOUT_S, ensure_changelogs
 
 logger = logging.getLogger(__name__)
 #: A run (or a retry backoff) longer than this polls with the partitions paused.
@@ -94,6 +95,21 @@ _ONE_POLL_S = 0.05
 #: Failures that are no record's doing, so isolation is not tried: a broker's, and a hung run
 #: (each run judging a part of the batch could hang too, and leave another thread behind).
 _NO_RECORDS_DOING = (KafkaException, DeliveryError, RunTimeout)
+#: How long an idle stop without any assignment asks the cluster whether it answers at all.
+_REACH_TIMEOUT_S = 2.0
+# Start-up metadata errors that mean no broker answered.
+_NO_ANSWER = (KafkaError._TRANSPORT, KafkaError._TIMED_OUT, KafkaError._ALL_BROKERS_DOWN)
+
+
+class KafkaUnreachable(KedroStreamError):
+    """No broker answered the service: the address is wrong or the cluster is down."""
+
+    def __init__(self, bootstrap: str, within_s: float, waiting_for: str) -> None:
+        super().__init__(
+            f"Never reached Kafka at {bootstrap} within {within_s:g} s ({waiting_for}): check "
+            "--bootstrap-servers (kafka.bootstrap_servers in stream.yml) and that the cluster "
+            "is up"
+        )
 
 
 class StreamStopped(KedroStreamError):
@@ -142,7 +158,7 @@ class StreamService:
                 stream,
                 project_path=project_path,
                 metrics=self.metrics,
-                restore_consumer=lambda: Consumer(restore_consumer_config(kafka, stream)),
+                restore_consumer=lambda: make_restore_consumer(kafka, stream),
             )
             if stream.state
             else None
@@ -200,12 +216,22 @@ class StreamService:
             on_poll=self._alive,
         )
         if self._state is not None:
-            ensure_changelogs(
-                AdminClient(self._kafka.client_properties("admin")),
-                self._state.input_topic,
-                self._state.changelogs,
-                development_broker=development_broker,
-            )
+            try:
+                ensure_changelogs(
+                    make_admin(self._kafka),
+                    self._state.input_topic,
+                    self._state.changelogs,
+                    development_broker=development_broker,
+                )
+            except KafkaException as exc:
+                error = kafka_error(exc)
+                if error is None or error.code() not in _NO_ANSWER:
+                    raise
+                raise KafkaUnreachable(
+                    self._kafka.bootstrap_servers,
+                    TOPICS_TIMEOUT_S,
+                    "a stateful stream reads its changelog topics' metadata at start",
+                ) from exc
         consumer.subscribe(self._stream.input.topics, **self._rebalance_callbacks())
         try:
             self._consume(consumer, protocol, keepalive)
@@ -257,7 +283,12 @@ class StreamService:
         return AtLeastOnce(consumer, producer, deliveries, flush_timeout_s=timeout_s)
 
     def _consume(self, consumer: Consumer, protocol: CommitProtocol, keepalive: KeepAlive) -> None:
-        last_record = time.monotonic()
+        """Batches until stopped, done, or idle: ``idle_timeout_s`` without a record since the
+        later of the first assignment (a restore of state included) and the last record, or
+        since the start while nothing is assigned."""
+        idle_since = time.monotonic()
+        assigned = False
+        owned: set[tuple[str, int]] = set()
         while not self._stop.is_set():
             batch = collect(
                 consumer,
@@ -265,12 +296,19 @@ class StreamService:
                 max_wait_s=self._stream.batch.max_wait_ms / 1000,
             )
             self.last_activity = time.monotonic()
+            if self.owned != owned:  # the group answered: partitions came or went
+                owned = set(self.owned)
+                if owned:
+                    CLIENT_LOG.reached()
+                    if not assigned:
+                        assigned, idle_since = True, self.last_activity
             if not batch.messages:
-                if self._idle_timeout_s and self.last_activity - last_record > self._idle_timeout_s:
-                    logger.info("No record for %.1f s: stopping", self._idle_timeout_s)
+                if self._idle_timeout_s and self.last_activity - idle_since > self._idle_timeout_s:
+                    self._stop_idle(consumer, assigned=assigned)
                     return
                 continue
-            last_record = self.last_activity
+            CLIENT_LOG.reached()
+            idle_since = self.last_activity
             self.assignment.batch_started()
             self.batch_started = time.monotonic()
             self.metrics.batch_size.labels(self._stream.group_id).observe(len(batch))
@@ -278,6 +316,27 @@ class StreamService:
             self.batch_started = None
             if self._max_messages is not None and self.progress.records >= self._max_messages:
                 return
+
+    def _stop_idle(self, consumer: Consumer, *, assigned: bool) -> None:
+        """Say why an idle stream stops, or raise :class:`KafkaUnreachable` if it never heard
+        from the cluster: nothing to read is a normal end, an unreachable cluster is not."""
+        idle_s = self._idle_timeout_s or 0.0
+        if assigned:
+            logger.info("No record for %.1f s: stopping", idle_s)
+            return
+        try:  # nothing assigned: does the cluster answer at all?
+            consumer.list_topics(timeout=_REACH_TIMEOUT_S)
+        except KafkaException as exc:
+            raise KafkaUnreachable(
+                self._kafka.bootstrap_servers, idle_s, "--idle-timeout-s, with nothing assigned"
+            ) from exc
+        CLIENT_LOG.reached()
+        logger.warning(
+            "No partition of %s was assigned in %.1f s (does the group have more members "
+            "than partitions?): stopping",
+            ", ".join(self._stream.input.topics),
+            idle_s,
+        )
 
     def _alive(self) -> None:
         self.last_activity = time.monotonic()

@@ -1,0 +1,108 @@
+"""librdkafka's lines through ClientLog: an outage said once, then a count every REPEAT_S;
+other lines deduplicated the same way; contact closes an outage, said once."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import pytest
+
+from kedro_stream.kafka.client_log import REPEAT_S, ClientLog
+
+REFUSED = (
+    "[thrd:127.0.0.1:1/bootstrap]: 127.0.0.1:1/bootstrap: Connect to ipv4#127.0.0.1:1 failed: "
+    "Connection refused (after {ms}ms in state CONNECT)"
+)
+
+
+@dataclass
+class Clock:
+    now: float = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def librdkafka(log: ClientLog, text: str, *, level: int = logging.ERROR, fac: str = "FAIL") -> None:
+    """A line as confluent-kafka hands it to a client's ``logger``."""
+    log.log(level, "%s [%s] %s", fac, "rdkafka#consumer-1", text)
+
+
+@pytest.fixture
+def out() -> logging.Logger:
+    return logging.getLogger("test.client_log")
+
+
+def said(caplog: pytest.LogCaptureFixture) -> list[tuple[str, str]]:
+    return [(r.levelname, r.getMessage()) for r in caplog.records]
+
+
+def test_an_outage_is_said_once_then_counted_every_repeat_interval(
+    out: logging.Logger, caplog: pytest.LogCaptureFixture
+) -> None:
+    clock = Clock()
+    log = ClientLog(out, clock)
+    caplog.set_level(logging.INFO, out.name)
+    for tick in range(250):  # 25 lines a second for 10 s, as librdkafka logs them
+        clock.now = tick / 25
+        librdkafka(log, REFUSED.format(ms=tick % 3))
+    assert said(caplog) == [
+        ("WARNING", "Cannot reach Kafka at 127.0.0.1:1 (connection refused); retrying")
+    ]
+
+    clock.now = REPEAT_S + 1
+    librdkafka(log, REFUSED.format(ms=0))
+    assert said(caplog)[1:] == [
+        (
+            "WARNING",
+            "Still cannot reach Kafka at 127.0.0.1:1 (connection refused): 250 more failed "
+            f"attempts in {REPEAT_S + 1:.0f} s; retrying",
+        )
+    ]
+
+    clock.now += 5
+    log.reached()
+    log.reached()  # contact with no outage open says nothing
+    assert said(caplog)[2:] == [
+        ("INFO", "Reached Kafka again; 127.0.0.1:1 had failed 251 times over 36 s")
+    ]
+
+
+def test_a_broker_the_cluster_advertises_is_named_with_its_id(
+    out: logging.Logger, caplog: pytest.LogCaptureFixture
+) -> None:
+    log = ClientLog(out, Clock())
+    caplog.set_level(logging.INFO, out.name)
+    librdkafka(
+        log,
+        "[thrd:kafka-2:9092/2]: kafka-2:9092/2: Failed to resolve 'kafka-2:9092': "
+        "Name or service not known (after 1ms in state CONNECT)",
+    )
+    assert said(caplog) == [
+        (
+            "WARNING",
+            "Cannot reach Kafka at kafka-2:9092 (broker 2) (name or service not known); retrying",
+        )
+    ]
+
+
+def test_other_lines_keep_their_level_and_are_deduplicated(
+    out: logging.Logger, caplog: pytest.LogCaptureFixture
+) -> None:
+    clock = Clock()
+    log = ClientLog(out, clock)
+    caplog.set_level(logging.INFO, out.name)
+    closed = "[thrd:b:9092/1]: b:9092/1: Disconnected (after 600000ms in state UP)"
+    for _ in range(3):
+        librdkafka(log, closed, level=logging.INFO)
+    librdkafka(
+        log, "[thrd:main]: Topic t partition count changed", level=logging.WARNING, fac="PART"
+    )
+    clock.now = REPEAT_S
+    librdkafka(log, closed, level=logging.INFO)
+    assert said(caplog) == [
+        ("INFO", "Kafka client: b:9092/1: Disconnected"),
+        ("WARNING", "Kafka client: Topic t partition count changed"),
+        ("INFO", f"Kafka client: b:9092/1: Disconnected (3 times in {REPEAT_S:.0f} s)"),
+    ]
