@@ -23,6 +23,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from kedro_stream.testing.brokers import create_topic
 from tests.conftest import KEDRO, kedro
 from tests.kafka_helpers import committed, produce, wait_until
+from tests.stream_helpers import GROUP_PROTOCOLS
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 BACKLOG = 300
@@ -84,7 +85,11 @@ class SlowService:
 
 
 def start_slow_service(
-    kafka_broker, project: Path, metrics_port: int = 0, backlog: bool = True
+    kafka_broker,
+    project: Path,
+    metrics_port: int = 0,
+    backlog: bool = True,
+    group_protocol: str = "classic",
 ) -> SlowService:
     """Starts the service; with ``backlog`` the records are produced before it starts."""
     run = uuid.uuid4().hex[:8]
@@ -100,7 +105,13 @@ def start_slow_service(
         "outputs": {"echoed": {"topic": f"lag-out-{run}"}},
         "batch": {"max_size": 100, "max_wait_ms": 200},
     }
-    config = {"kafka": {"consumer": {"fetch.wait.max.ms": 20}}, "metrics": {"lag_interval_s": 0.2}}
+    # The example's classic session settings: dropped for the lag reader too under KIP-848.
+    consumer = {
+        "fetch.wait.max.ms": 20,
+        "session.timeout.ms": 6000,
+        "group.protocol": group_protocol,
+    }
+    config = {"kafka": {"consumer": consumer}, "metrics": {"lag_interval_s": 0.2}}
     config["streams"] = {"slow": stream}
     (project / "conf" / "base" / "stream.yml").write_text(yaml.safe_dump(config))
     create_topic(kafka_broker, source, partitions=1)
@@ -134,9 +145,12 @@ def start_slow_service(
 @pytest.mark.unsupported_broker(
     "tansu", "its high watermark is the start of the last batch + 1, so lag reads wrong"
 )
-def test_lag_is_the_backlog_before_and_zero_after(kafka_broker, mini_project: Path) -> None:
+@pytest.mark.parametrize("group_protocol", GROUP_PROTOCOLS)
+def test_lag_is_the_backlog_before_and_zero_after(
+    kafka_broker, mini_project: Path, group_protocol: str
+) -> None:
     bootstrap = kafka_broker.bootstrap_servers
-    service = start_slow_service(kafka_broker, mini_project)
+    service = start_slow_service(kafka_broker, mini_project, group_protocol=group_protocol)
     url, group, source = service.url, service.group, service.source
     try:
         base = url.removesuffix("/metrics")

@@ -21,7 +21,15 @@ from tests.reconcile import (
     reconcile_features,
     reconcile_scores,
 )
-from tests.stream_helpers import configure, create_input, fast_group, payments, topics
+from tests.stream_helpers import (
+    GROUP_PROTOCOLS,
+    configure,
+    create_input,
+    fast_group,
+    payments,
+    topics,
+    use_group_protocol,
+)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 ENV = {**os.environ, "KEDRO_DISABLE_TELEMETRY": "1"}
@@ -198,14 +206,16 @@ def test_sigterm_finishes_the_batch_commits_and_exits_0(stream_project: Path, ka
     assert len({json.loads(m.value())["payment_id"] for m in scores}) == offsets
 
 
+@pytest.mark.parametrize("group_protocol", GROUP_PROTOCOLS)
 def test_two_instances_share_partitions_and_survive_a_kill(
-    stream_project: Path, kafka_broker
+    stream_project: Path, kafka_broker, group_protocol: str
 ) -> None:
     names = topics("group")
     bootstrap = kafka_broker.bootstrap_servers
     create_input(kafka_broker, names, partitions=4)
     configure(stream_project, names, **{"batch.max_size": 100})
     fast_group(stream_project)
+    use_group_protocol(stream_project, group_protocol)
     produce_payments(stream_project, names["input"], bootstrap, "--count", "8000")
     consume = (
         "consume",

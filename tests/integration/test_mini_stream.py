@@ -16,6 +16,7 @@ import yaml
 from kedro_stream.config import MetricsConfig
 from kedro_stream.service.app import consume, load_config
 from tests.kafka_helpers import committed, produce, read_topic
+from tests.stream_helpers import GROUP_PROTOCOLS
 
 pytestmark = pytest.mark.integration
 
@@ -74,8 +75,9 @@ def test_metadata_columns_reach_the_nodes_and_headers_follow_the_record(
         assert message.key() == str(body["id"]).encode()
 
 
+@pytest.mark.parametrize("group_protocol", GROUP_PROTOCOLS)
 def test_a_run_longer_than_max_poll_interval_keeps_the_partitions(
-    kafka_broker, mini_project: Path
+    kafka_broker, mini_project: Path, group_protocol: str
 ) -> None:
     run_id = uuid.uuid4().hex[:8]
     source, target = f"slow-in-{run_id}", f"slow-out-{run_id}"
@@ -92,7 +94,12 @@ def test_a_run_longer_than_max_poll_interval_keeps_the_partitions(
             "batch": {"max_wait_ms": 500},
             "max_poll_interval_s": 4,
         },
-        {"fetch.wait.max.ms": 20, "session.timeout.ms": 3000, "heartbeat.interval.ms": 300},
+        {
+            "fetch.wait.max.ms": 20,
+            "session.timeout.ms": 3000,
+            "heartbeat.interval.ms": 300,
+            "group.protocol": group_protocol,
+        },
     )
     produce(kafka_broker.bootstrap_servers, source, rows(10))
     progress = run(

@@ -26,7 +26,15 @@ from tests.reconcile import (
     reconcile_features,
     reconcile_scores,
 )
-from tests.stream_helpers import configure, create_input, payments, run_stream, topics
+from tests.stream_helpers import (
+    GROUP_PROTOCOLS,
+    configure,
+    create_input,
+    payments,
+    run_stream,
+    topics,
+    use_group_protocol,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -125,8 +133,9 @@ def test_a_failing_batch_stops_the_service_without_commit(
     assert message_count(kafka_broker.bootstrap_servers, names["dlq"]) == 0
 
 
+@pytest.mark.parametrize("group_protocol", GROUP_PROTOCOLS)
 def test_a_commit_overtaken_by_a_rebalance_is_not_a_failure(
-    fault_injector, kafka_broker, stream_project: Path
+    fault_injector, kafka_broker, stream_project: Path, group_protocol: str
 ) -> None:
     """Regressions: a commit refused with REBALANCE_IN_PROGRESS used to count as a failed batch
     (re-run, then dead-lettered although its outputs were acknowledged); then, abandoned, its
@@ -138,6 +147,7 @@ def test_a_commit_overtaken_by_a_rebalance_is_not_a_failure(
         names,
         **{"on_failure": "dead-letter", "retry.attempts": 1, "batch.max_size": 100},
     )
+    use_group_protocol(stream_project, group_protocol)
     produce_payments(kafka_broker.bootstrap_servers, names["input"], payments(stream_project, 100))
     fault_injector.push_request_errors(ApiKey.OffsetCommit, [KafkaError.REBALANCE_IN_PROGRESS])
     progress = run_stream(
