@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -288,3 +289,28 @@ def test_a_restarted_instance_fences_the_old_one(stream_project: Path, kafka_bro
     scores = read_topic(bootstrap, names["scores"], isolation="read_committed")
     ids = [json.loads(m.value())["payment_id"] for m in scores]
     assert len(ids) == len(set(ids)) == 3000  # exactly one committed output per input
+
+
+def test_a_stateful_consume_that_never_reaches_kafka_fails_with_one_line(
+    stream_project: Path,
+) -> None:
+    """The example's stream reads its changelogs' metadata at start: with no broker that
+    fails, in one line after the client's one warning, not in librdkafka's raw lines."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        address = f"127.0.0.1:{probe.getsockname()[1]}"  # closed once the probe is
+    done = subprocess.run(
+        [KEDRO, "stream", "consume", "--topic", "payments", "--bootstrap-servers", address],
+        cwd=stream_project,
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode != 0
+    lines = done.stderr.strip().splitlines()
+    assert lines[-1].startswith(f"Error: Never reached Kafka at {address} within "), lines[-1]
+    assert "%3|" not in done.stderr
+    warnings = [line for line in lines if "Cannot reach Kafka" in line]
+    assert len(warnings) == 1 and "(connection refused); retrying" in warnings[0], lines

@@ -85,7 +85,7 @@ from kedro_stream.service.wiring import (
 from kedro_stream.session import StreamSession
 from kedro_stream.state.errors import StateUpdateError
 from kedro_stream.state.streamstate import StateChanges, StreamState
-from kedro_stream.state.topics import TOPICS_TIMEOUT_S, ensure_changelogs
+from kedro_stream.state.topics import ensure_changelogs
 
 logger = logging.getLogger(__name__)
 #: A run (or a retry backoff) longer than this polls with the partitions paused.
@@ -203,6 +203,7 @@ class StreamService:
         self._stop.set()
 
     def run(self) -> Progress:
+        started = time.monotonic()
         consumer = self._consumer_factory()
         # One metadata request at start, for the two things the broker's kind changes.
         development_broker = (
@@ -227,9 +228,10 @@ class StreamService:
                 error = kafka_error(exc)
                 if error is None or error.code() not in _NO_ANSWER:
                     raise
+                consumer.poll(0)  # delivers its client's log lines, which say why
                 raise KafkaUnreachable(
                     self._kafka.bootstrap_servers,
-                    TOPICS_TIMEOUT_S,
+                    round(time.monotonic() - started),
                     "a stateful stream reads its changelog topics' metadata at start",
                 ) from exc
         consumer.subscribe(self._stream.input.topics, **self._rebalance_callbacks())
