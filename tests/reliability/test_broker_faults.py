@@ -143,8 +143,8 @@ def logged(pattern: str) -> Callable[[Evidence], bool]:
 
 
 def disconnected(client: str, broker: str) -> Callable[[Evidence], bool]:
-    """librdkafka logged, for the service's ``client``, a lost or refused connection."""
-    return logged(rf"rdkafka#{client}-\d+\|[^\n]*/{broker}: (Disconnected|Connect to)")
+    """librdkafka logged, for the service's ``client``, a lost connection."""
+    return logged(rf"Kafka {client}: [^\n]*/{broker}: Disconnected")
 
 
 def placed_leader(topic: str) -> int:

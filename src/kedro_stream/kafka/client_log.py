@@ -27,11 +27,14 @@ from dataclasses import dataclass
 REPEAT_S = 30.0
 # Distinct lines remembered for deduplication; past it, the memory starts over.
 _MAX_REMEMBERED = 1000
-# "127.0.0.1:9092/bootstrap: " or "kafka-1:9092/1: " at the start of a broker's line.
-_BROKER = re.compile(r"^(?P<address>[^\s/]+)/(?P<id>[\w-]+): ")
+# A broker's line starts with its address: "127.0.0.1:9092/bootstrap: ", "kafka-1:9092/1: ",
+# "GroupCoordinator: kafka-1:9092: ". One outage per address, whatever librdkafka calls it.
+_BROKER = re.compile(r"^(?:GroupCoordinator: )?(?P<address>\S+?:\d+)(?:/[\w-]+)?: ")
 # librdkafka's thread prefix and its timing suffix differ between repeats of one line.
 _THREAD = re.compile(r"^\[thrd:[^\]]*\]: ")
 _AFTER = re.compile(r" \(after \d+ms[^)]*\)$")
+# "rdkafka#consumer-1": librdkafka's name of a client, around its kind.
+_CLIENT = re.compile(r"^rdkafka#|-\d+$")
 
 logger = logging.getLogger("kedro_stream.kafka")
 
@@ -69,14 +72,14 @@ class ClientLog:
         if len(args) != 3:  # not librdkafka's shape: pass it on as it is
             self._out.log(level, msg, *args)
             return
-        facility, _client, text = (str(arg) for arg in args)
+        facility, client, text = (str(arg) for arg in args)
         text = _AFTER.sub("", _THREAD.sub("", text))
         with self._lock:
             broker = _BROKER.match(text)
             if facility == "FAIL" and level >= logging.WARNING and broker is not None:
-                self._failed(_broker_name(broker), text[broker.end() :])
+                self._failed(broker["address"], text[broker.end() :])
             else:
-                self._other(level, facility, text)
+                self._other(level, facility, _role(client), text)
 
     def reached(self) -> None:
         """The service heard from the cluster: outages seen so far are over."""
@@ -84,13 +87,12 @@ class ClientLog:
             if not self._outages:
                 return
             now = self._clock()
-            for outage in self._outages.values():
-                self._out.info(
-                    "Reached Kafka again; %s had failed %d times over %.0f s",
-                    outage.broker,
-                    outage.failures,
-                    now - outage.since,
-                )
+            outages = sorted(self._outages.values(), key=lambda o: o.since)
+            self._out.info(
+                "Reached Kafka again after %.0f s (failed connection attempts: %s)",
+                now - outages[0].since,
+                ", ".join(f"{o.failures} to {o.broker}" for o in outages),
+            )
             self._outages.clear()
 
     def _failed(self, broker: str, text: str) -> None:
@@ -116,16 +118,16 @@ class ClientLog:
             self._out.warning("Cannot reach Kafka at %s (%s); retrying", broker, reason)
         said.repeats = 0
 
-    def _other(self, level: int, facility: str, text: str) -> None:
-        said, elapsed = self._due((level, facility, text))
+    def _other(self, level: int, facility: str, role: str, text: str) -> None:
+        said, elapsed = self._due((level, facility, role, text))
         if said is None:
             return
         if said.repeats:
             self._out.log(
-                level, "Kafka client: %s (%d times in %.0f s)", text, said.repeats + 1, elapsed
+                level, "Kafka %s: %s (%d times in %.0f s)", role, text, said.repeats + 1, elapsed
             )
         else:
-            self._out.log(level, "Kafka client: %s", text)
+            self._out.log(level, "Kafka %s: %s", role, text)
         said.repeats = 0
 
     def _due(self, key: tuple[object, ...]) -> tuple[_Said | None, float]:
@@ -146,9 +148,9 @@ class ClientLog:
         return said, elapsed
 
 
-def _broker_name(match: re.Match[str]) -> str:
-    address, broker_id = match["address"], match["id"]
-    return address if broker_id == "bootstrap" else f"{address} (broker {broker_id})"
+def _role(client: str) -> str:
+    """ "rdkafka#producer-2" → "producer" (admin clients are producers to librdkafka)."""
+    return _CLIENT.sub("", client) or "client"
 
 
 def _reason(text: str) -> str:

@@ -65,25 +65,33 @@ def test_an_outage_is_said_once_then_counted_every_repeat_interval(
     log.reached()
     log.reached()  # contact with no outage open says nothing
     assert said(caplog)[2:] == [
-        ("INFO", "Reached Kafka again; 127.0.0.1:1 had failed 251 times over 36 s")
+        ("INFO", "Reached Kafka again after 36 s (failed connection attempts: 251 to 127.0.0.1:1)")
     ]
 
 
-def test_a_broker_the_cluster_advertises_is_named_with_its_id(
+def test_an_outage_is_one_per_address_whatever_librdkafka_calls_the_broker(
     out: logging.Logger, caplog: pytest.LogCaptureFixture
 ) -> None:
-    log = ClientLog(out, Clock())
+    clock = Clock()
+    log = ClientLog(out, clock)
     caplog.set_level(logging.INFO, out.name)
-    librdkafka(
-        log,
-        "[thrd:kafka-2:9092/2]: kafka-2:9092/2: Failed to resolve 'kafka-2:9092': "
-        "Name or service not known (after 1ms in state CONNECT)",
-    )
-    assert said(caplog) == [
-        (
-            "WARNING",
-            "Cannot reach Kafka at kafka-2:9092 (broker 2) (name or service not known); retrying",
+    for name in ("kafka-2:9092/bootstrap", "kafka-2:9092/2", "GroupCoordinator: kafka-2:9092"):
+        librdkafka(
+            log,
+            f"[thrd:{name}]: {name}: Failed to resolve 'kafka-2:9092': "
+            "Name or service not known (after 1ms in state CONNECT)",
         )
+    librdkafka(log, REFUSED.format(ms=0))
+    clock.now = 2
+    log.reached()
+    assert said(caplog) == [
+        ("WARNING", "Cannot reach Kafka at kafka-2:9092 (name or service not known); retrying"),
+        ("WARNING", "Cannot reach Kafka at 127.0.0.1:1 (connection refused); retrying"),
+        (
+            "INFO",
+            "Reached Kafka again after 2 s (failed connection attempts: 3 to kafka-2:9092, "
+            "1 to 127.0.0.1:1)",
+        ),
     ]
 
 
@@ -102,7 +110,7 @@ def test_other_lines_keep_their_level_and_are_deduplicated(
     clock.now = REPEAT_S
     librdkafka(log, closed, level=logging.INFO)
     assert said(caplog) == [
-        ("INFO", "Kafka client: b:9092/1: Disconnected"),
-        ("WARNING", "Kafka client: Topic t partition count changed"),
-        ("INFO", f"Kafka client: b:9092/1: Disconnected (3 times in {REPEAT_S:.0f} s)"),
+        ("INFO", "Kafka consumer: b:9092/1: Disconnected"),
+        ("WARNING", "Kafka consumer: Topic t partition count changed"),
+        ("INFO", f"Kafka consumer: b:9092/1: Disconnected (3 times in {REPEAT_S:.0f} s)"),
     ]
