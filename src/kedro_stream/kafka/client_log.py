@@ -29,7 +29,11 @@ REPEAT_S = 30.0
 _MAX_REMEMBERED = 1000
 # A broker's line starts with its address: "127.0.0.1:9092/bootstrap: ", "kafka-1:9092/1: ",
 # "GroupCoordinator: kafka-1:9092: ". One outage per address, whatever librdkafka calls it.
-_BROKER = re.compile(r"^(?:GroupCoordinator: )?(?P<address>\S+?:\d+)(?:/[\w-]+)?: ")
+_BROKER = re.compile(
+    r"^(?:GroupCoordinator: )?(?:[a-z_]+://)?(?P<address>[^\s/]+?:\d+)(?:/[\w-]+)?: "
+)
+# What precedes the cause in a refused connection's line.
+_CONNECT = re.compile(r"^Connect to \S+ failed: ")
 # librdkafka's thread prefix and its timing suffix differ between repeats of one line.
 _THREAD = re.compile(r"^\[thrd:[^\]]*\]: ")
 _AFTER = re.compile(r" \(after \d+ms[^)]*\)$")
@@ -67,6 +71,7 @@ class ClientLog:
         self._lock = threading.Lock()
         self._said: dict[tuple[object, ...], _Said] = {}
         self._outages: dict[str, _Outage] = {}
+        self._last_failure: str | None = None
 
     def log(self, level: int, msg: str, *args: object) -> None:
         if len(args) != 3:  # not librdkafka's shape: pass it on as it is
@@ -94,9 +99,17 @@ class ClientLog:
                 ", ".join(f"{o.failures} to {o.broker}" for o in outages),
             )
             self._outages.clear()
+            self._last_failure = None
+
+    @property
+    def last_failure(self) -> str | None:
+        """ "address: reason" of the last failed connection since Kafka was last reached."""
+        with self._lock:
+            return self._last_failure
 
     def _failed(self, broker: str, text: str) -> None:
         reason = _reason(text)
+        self._last_failure = f"{broker}: {reason}"
         outage = self._outages.get(broker)
         if outage is None:
             outage = self._outages[broker] = _Outage(broker, reason, self._clock())
@@ -154,10 +167,10 @@ def _role(client: str) -> str:
 
 
 def _reason(text: str) -> str:
-    """The cause at the end of a failure line: "Connect to ipv4#h:p failed: Connection
-    refused" → "connection refused"."""
-    cause = text.rsplit(": ", 1)[-1].strip()
-    return cause[:1].lower() + cause[1:]
+    """The cause in a failure line: "Connect to ipv4#h:p failed: Connection refused" →
+    "connection refused"; "SASL authentication error: ..." stays as it is."""
+    cause = _CONNECT.sub("", text).strip()
+    return cause[:1].lower() + cause[1:] if cause[1:2].islower() else cause
 
 
 #: The one instance the service's clients share, so an outage seen by several is said once.

@@ -102,13 +102,16 @@ _NO_ANSWER = (KafkaError._TRANSPORT, KafkaError._TIMED_OUT, KafkaError._ALL_BROK
 
 
 class KafkaUnreachable(KedroStreamError):
-    """No broker answered the service: the address is wrong or the cluster is down."""
+    """No broker answered the service: a wrong address or security setting, or the cluster
+    is down. The message ends with the last failure the clients logged."""
 
     def __init__(self, bootstrap: str, within_s: float, waiting_for: str) -> None:
+        last = CLIENT_LOG.last_failure
         super().__init__(
             f"Never reached Kafka at {bootstrap} within {within_s:g} s ({waiting_for}): check "
-            "--bootstrap-servers (kafka.bootstrap_servers in stream.yml) and that the cluster "
-            "is up"
+            "--bootstrap-servers (kafka.bootstrap_servers in stream.yml), kafka.client's "
+            "security settings and that the cluster is up"
+            + (f"; last failure: {last}" if last else "")
         )
 
 

@@ -82,10 +82,16 @@ def test_an_outage_is_one_per_address_whatever_librdkafka_calls_the_broker(
             "Name or service not known (after 1ms in state CONNECT)",
         )
     librdkafka(log, REFUSED.format(ms=0))
+    assert log.last_failure == "127.0.0.1:1: connection refused"
     clock.now = 2
     log.reached()
+    assert log.last_failure is None
     assert said(caplog) == [
-        ("WARNING", "Cannot reach Kafka at kafka-2:9092 (name or service not known); retrying"),
+        (
+            "WARNING",
+            "Cannot reach Kafka at kafka-2:9092 (failed to resolve 'kafka-2:9092': Name or "
+            "service not known); retrying",
+        ),
         ("WARNING", "Cannot reach Kafka at 127.0.0.1:1 (connection refused); retrying"),
         (
             "INFO",
@@ -113,4 +119,24 @@ def test_other_lines_keep_their_level_and_are_deduplicated(
         ("INFO", "Kafka consumer: b:9092/1: Disconnected"),
         ("WARNING", "Kafka consumer: Topic t partition count changed"),
         ("INFO", f"Kafka consumer: b:9092/1: Disconnected (3 times in {REPEAT_S:.0f} s)"),
+    ]
+
+
+def test_a_failure_past_the_connection_keeps_its_words(
+    out: logging.Logger, caplog: pytest.LogCaptureFixture
+) -> None:
+    log = ClientLog(out, Clock())
+    caplog.set_level(logging.INFO, out.name)
+    broker = "sasl_plaintext://127.0.0.1:9/bootstrap"
+    librdkafka(
+        log,
+        f"[thrd:{broker}]: {broker}: SASL authentication error: SASL Handshake not supported by "
+        "broker (required by mechanism PLAIN) (after 0ms in state APIVERSION_QUERY)",
+    )
+    assert said(caplog) == [
+        (
+            "WARNING",
+            "Cannot reach Kafka at 127.0.0.1:9 (SASL authentication error: SASL Handshake not "
+            "supported by broker (required by mechanism PLAIN)); retrying",
+        )
     ]
