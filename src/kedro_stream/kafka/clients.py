@@ -67,7 +67,9 @@ def dropped_classic_settings(kafka: KafkaConfig) -> list[str]:
     return [key for key in _CLASSIC_ONLY if key in kafka.client_properties("consumer")]
 
 
-def _for_group_protocol(kafka: KafkaConfig, config: dict[str, Any]) -> dict[str, Any]:
+def for_group_protocol(kafka: KafkaConfig, config: dict[str, Any]) -> dict[str, Any]:
+    """``config`` without the settings librdkafka refuses under the group protocol ``kafka``
+    sets: any consumer built from ``kafka.consumer`` goes through this."""
     if not is_next_generation(kafka):
         return config
     return {k: v for k, v in config.items() if k not in _CLASSIC_ONLY}
@@ -84,7 +86,7 @@ def consumer_config(kafka: KafkaConfig, stream: StreamConfig) -> dict[str, Any]:
     }
     if stream.guarantee is Guarantee.EXACTLY_ONCE:
         config["isolation.level"] = "read_committed"
-    return _for_group_protocol(kafka, config)
+    return for_group_protocol(kafka, config)
 
 
 def restore_consumer_config(kafka: KafkaConfig, stream: StreamConfig) -> dict[str, Any]:
@@ -103,7 +105,7 @@ def restore_consumer_config(kafka: KafkaConfig, stream: StreamConfig) -> dict[st
     }
     if stream.guarantee is Guarantee.EXACTLY_ONCE:
         config["isolation.level"] = "read_committed"
-    return _for_group_protocol(kafka, config)
+    return for_group_protocol(kafka, config)
 
 
 def transactional_id(stream: StreamConfig) -> str:

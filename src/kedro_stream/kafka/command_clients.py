@@ -18,6 +18,7 @@ from confluent_kafka.admin import AdminClient
 
 from kedro_stream.config import KafkaConfig
 from kedro_stream.errors import KedroStreamError
+from kedro_stream.kafka.clients import for_group_protocol
 
 #: How long a command waits for the cluster's first answer before it gives up.
 CONNECT_TIMEOUT_S = 10.0
@@ -63,7 +64,8 @@ def producer_config(kafka: KafkaConfig) -> dict[str, Any]:
 def offsets_consumer_config(kafka: KafkaConfig, group: str) -> dict[str, Any]:
     """A consumer of ``group`` that reads and commits its offsets and never subscribes: it
     never joins the group."""
-    return _config(kafka, "consumer", **{"group.id": group, "enable.auto.commit": False})
+    config = _config(kafka, "consumer", **{"group.id": group, "enable.auto.commit": False})
+    return for_group_protocol(kafka, config)
 
 
 def admin_config(kafka: KafkaConfig) -> dict[str, Any]:

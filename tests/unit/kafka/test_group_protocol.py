@@ -14,6 +14,7 @@ from kedro_stream.kafka.clients import (
     make_consumer,
     restore_consumer_config,
 )
+from kedro_stream.kafka.command_clients import offsets_consumer_config
 from tests.fake_clients import stream_config
 
 # What the example's stream.yml sets for the classic protocol.
@@ -47,3 +48,10 @@ def test_the_dropped_settings_are_named_once(caplog: pytest.LogCaptureFixture) -
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warnings) == 1
     assert "ignoring session.timeout.ms, heartbeat.interval.ms of kafka.consumer" in warnings[0]
+
+
+def test_the_commands_offsets_reader_gets_no_classic_only_setting() -> None:
+    """`kedro stream lag` and `reset` read stream.yml's kafka.consumer too."""
+    config = offsets_consumer_config(kafka("consumer"), "g")
+    assert "session.timeout.ms" not in config
+    Consumer(config).close()
