@@ -170,7 +170,8 @@ _BOOTSTRAP = click.option(
     "--idle-timeout-s",
     type=click.FloatRange(min=0, min_open=True),
     default=None,
-    help="Exit 0 after this long without a new record.",
+    help="Stop after this long without a record, counted from the first assignment; exit 1 "
+    "if Kafka was never reached.",
 )
 @click.option(
     "--metrics-port",

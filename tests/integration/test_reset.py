@@ -6,8 +6,11 @@ from __future__ import annotations
 
 import json
 import shutil
+import threading
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -96,9 +99,6 @@ def test_a_dry_run_changes_nothing(kafka_broker: Any, mini_project: Path) -> Non
     assert plan.state is None
 
 
-@pytest.mark.unsupported_broker(
-    "embedded", "it refuses offsets committed from outside a group that has had members"
-)
 def test_an_executed_reset_replays_every_record(kafka_broker: Any, mini_project: Path) -> None:
     bootstrap = kafka_broker.bootstrap_servers
     source, group, output = ran_once(kafka_broker, mini_project, 90)
@@ -110,20 +110,6 @@ def test_an_executed_reset_replays_every_record(kafka_broker: Any, mini_project:
     assert progress.records == 90
     seen = [json.loads(m.value())["id"] for m in read_topic(bootstrap, output, expect=180)]
     assert sorted(seen) == sorted(list(range(90)) * 2)  # every record processed twice in all
-
-
-def test_the_development_broker_says_why_it_cannot_reset_a_group_that_ran(
-    kafka_broker: Any, mini_project: Path
-) -> None:
-    if kafka_broker.kind != "embedded":
-        pytest.skip("only the development broker refuses these commits")
-    bootstrap = kafka_broker.bootstrap_servers
-    source, group, _ = ran_once(kafka_broker, mini_project, 9)
-
-    with pytest.raises(ResetError, match=r"restart the broker .* or consume with another"):
-        do_reset(mini_project, bootstrap, group=group, topic=source, target=EARLIEST, execute=True)
-
-    assert committed(bootstrap, group, source) == dict.fromkeys(range(PARTITIONS), 3)
 
 
 @pytest.mark.unsupported_broker(
@@ -163,9 +149,6 @@ def test_new_offsets_stay_within_the_retained_records(
     assert committed(bootstrap, group, source) == dict.fromkeys(range(PARTITIONS), 10)
 
 
-@pytest.mark.unsupported_broker(
-    "embedded", "it cannot describe groups, and refuses outside commits to any group that ran"
-)
 def test_a_live_group_is_refused(kafka_broker: Any, mini_project: Path) -> None:
     bootstrap = kafka_broker.bootstrap_servers
     source, group, _ = echo_stream(kafka_broker, mini_project)
@@ -174,7 +157,7 @@ def test_a_live_group_is_refused(kafka_broker: Any, mini_project: Path) -> None:
     try:
         member.commit(offsets=[TopicPartition(source, 0, 5)], asynchronous=False)
 
-        with pytest.raises(GroupActive, match=f"group '{group}' is active .*stop its consumers"):
+        with polled(member), pytest.raises(GroupActive, match=f"group '{group}' is active "):
             do_reset(
                 mini_project, bootstrap, group=group, topic=source, target=EARLIEST, execute=True
             )
@@ -216,6 +199,25 @@ def join(bootstrap: str, group: str, topic: str) -> Consumer:
         assert time.monotonic() < deadline, "the member never got partitions"
         member.poll(0.2)
     return member
+
+
+@contextmanager
+def polled(member: Consumer) -> Iterator[None]:
+    """``member`` polled meanwhile, as a running service is: it answers rebalances, so a
+    broker that cannot describe groups still sees it live when the reset joins."""
+    stop = threading.Event()
+
+    def poll() -> None:
+        while not stop.is_set():
+            member.poll(0.1)
+
+    thread = threading.Thread(target=poll, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(timeout=10)
 
 
 def topic_names(bootstrap: str) -> set[str]:

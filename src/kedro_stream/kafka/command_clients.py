@@ -68,6 +68,18 @@ def offsets_consumer_config(kafka: KafkaConfig, group: str) -> dict[str, Any]:
     return for_group_protocol(kafka, config)
 
 
+def joining_consumer(kafka: KafkaConfig, group: str) -> Consumer:
+    """A consumer that joins ``group`` only to commit its offsets, with the group's own
+    consumer settings: the development broker never answers a join whose session timeout is
+    shorter than the one the group's members had."""
+    return Consumer(offsets_consumer_config(kafka, group))
+
+
+def member_session_ms(kafka: KafkaConfig) -> int:
+    """The session timeout the group's members run with (librdkafka's default if unset)."""
+    return int(kafka.client_properties("consumer").get("session.timeout.ms", 45_000))
+
+
 def admin_config(kafka: KafkaConfig) -> dict[str, Any]:
     return _config(kafka, "admin")
 

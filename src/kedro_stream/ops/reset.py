@@ -2,7 +2,9 @@
 
 The offsets are committed by a consumer of the group that never subscribes, so it never joins
 the group; while the group has live members the reset is refused (a live member would commit
-over it, and the broker refuses a commit from outside a live group anyway).
+over it, and the broker refuses a commit from outside a live group anyway). The development
+broker refuses such commits once a group has had members, so there the reset joins the group
+and commits as its only member (:func:`_commit_as_member`).
 
 A stateful stream's state is part of what the offsets mean: moving the offsets back while its
 stores and changelog keep the rows would count the replayed records twice. State as of an
@@ -43,6 +45,8 @@ from kedro_stream.kafka.clients import is_development_broker
 from kedro_stream.kafka.command_clients import (
     command_admin,
     ensure_reachable,
+    joining_consumer,
+    member_session_ms,
     offsets_consumer,
     unreachable,
 )
@@ -50,6 +54,9 @@ from kedro_stream.ops.offsets import Mode, Move, Target, new_offset
 
 #: How long each answer of the cluster (offsets, watermarks, the group) may take.
 REQUEST_TIMEOUT_S = 10.0
+#: How much longer than the group's session timeout the development broker may take to give the
+#: reset's member the group's partitions.
+JOIN_SLACK_S = 10.0
 #: How long deleted changelog topics may take to leave the cluster's metadata.
 DELETE_TIMEOUT_S = 30.0
 _LIVE_STATES = {
@@ -133,7 +140,10 @@ def reset(
         if execute:
             if state is not None:
                 _clear_state(admin, state)
-            _commit(consumer, moves, group, cleared=state is not None, development=development)
+            if development:
+                _commit_as_member(kafka, moves, group, topic)
+            else:
+                _commit(consumer, moves, group, cleared=state is not None)
         return ResetPlan(group, topic, target, moves, state)
     except KafkaException as exc:
         if exc.args and exc.args[0].code() in (KafkaError._TRANSPORT, KafkaError._TIMED_OUT):
@@ -340,23 +350,36 @@ def _wait_deleted(admin: AdminClient, names: list[str]) -> None:
         time.sleep(0.2)
 
 
-def _commit(
-    consumer: Consumer, moves: list[Move], group: str, *, cleared: bool, development: bool
-) -> None:
+def _commit_as_member(kafka: KafkaConfig, moves: list[Move], group: str, topic: str) -> None:
+    """Commit as the group's only member. The development broker cannot describe groups and
+    refuses offsets committed from outside a group that has had members, even gone ones; a
+    member's commit it takes. Joining is its liveness check too: a member that is not given
+    every partition of the topic shares the group with live members, and commits nothing."""
+    member = joining_consumer(kafka, group)
+    try:
+        member.subscribe([topic])
+        # It holds a join for the group's session timeout, less a second.
+        session_s = int(member_session_ms(kafka)) / 1000
+        deadline = time.monotonic() + session_s + JOIN_SLACK_S
+        while not member.assignment():
+            if time.monotonic() > deadline:
+                raise _active(group, "the reset's member was given no partition")
+            member.poll(0.1)
+        owned = {tp.partition for tp in member.assignment() if tp.topic == topic}
+        if not {m.partition for m in moves} <= owned:
+            raise _active(group, "live members hold some of its partitions")
+        _commit(member, moves, group, cleared=False)
+    finally:
+        member.close()
+
+
+def _commit(consumer: Consumer, moves: list[Move], group: str, *, cleared: bool) -> None:
     offsets = [TopicPartition(m.topic, m.partition, m.new) for m in moves]
     after = " (the state was cleared: run this reset again)" if cleared else ""
     try:
         done = consumer.commit(offsets=offsets, asynchronous=False)
     except KafkaException as exc:
         error = exc.args[0]
-        if development and error.code() == KafkaError.UNKNOWN_MEMBER_ID:
-            # It cannot describe groups, and refuses such commits once a group has had
-            # members, live or gone: it cannot tell us which.
-            raise ResetError(
-                f"the development broker refuses offsets committed from outside group {group!r} "
-                "once it has had members, even gone ones: restart the broker (it keeps "
-                f"everything in memory) or consume with another --group-id{after}"
-            ) from None
         if error.code() in _LIVE_GROUP_ERRORS:
             raise GroupActive(
                 f"group {group!r} is active (the broker refused the commit: {error.str()}): "
