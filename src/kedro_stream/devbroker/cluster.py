@@ -33,6 +33,9 @@ from kedro_stream.errors import KedroStreamError
 #: Partition count the mock gives topics it auto-creates (metadata requests, produce); librdkafka
 #: has no API to change it, so other counts need :meth:`MockCluster.create_topic`.
 AUTO_CREATE_PARTITIONS = 4
+#: The session and heartbeat the broker gives members under ``group.protocol: consumer``.
+GROUP_SESSION_MS = 6000
+GROUP_HEARTBEAT_MS = 500
 
 CoordinatorKeyType = Literal["group", "transaction"]
 
@@ -90,6 +93,8 @@ _SIGNATURES: dict[str, tuple[Any, list[Any]]] = {
     "rd_kafka_mock_cluster_destroy": (None, [c_void_p]),
     "rd_kafka_mock_cluster_bootstraps": (c_char_p, [c_void_p]),
     "rd_kafka_mock_group_initial_rebalance_delay_ms": (None, [c_void_p, c_int32]),
+    "rd_kafka_mock_set_group_consumer_session_timeout_ms": (None, [c_void_p, c_int]),
+    "rd_kafka_mock_set_group_consumer_heartbeat_interval_ms": (None, [c_void_p, c_int]),
     "rd_kafka_mock_topic_create": (c_int, [c_void_p, c_char_p, c_int, c_int]),
     "rd_kafka_mock_broker_set_down": (c_int, [c_void_p, c_int32]),
     "rd_kafka_mock_broker_set_up": (c_int, [c_void_p, c_int32]),
@@ -381,6 +386,13 @@ class MockCluster(FaultApi):
             c_void_p(mc)
         ).decode()
         self.group_initial_rebalance_delay_ms(initial_rebalance_delay_ms)
+        # Under the next-generation group protocol (KIP-848) the broker, not the client, sets
+        # the session: a killed member's partitions move on after it (Kafka's default, 45 s,
+        # is long for development; the example's classic session is 6 s).
+        self._call("rd_kafka_mock_set_group_consumer_session_timeout_ms", c_int(GROUP_SESSION_MS))
+        self._call(
+            "rd_kafka_mock_set_group_consumer_heartbeat_interval_ms", c_int(GROUP_HEARTBEAT_MS)
+        )
 
     def advertise(self, broker_id: int, host: str, port: int) -> None:
         """Name ``host:port`` as broker ``broker_id``'s address in metadata, where clients go
