@@ -42,6 +42,9 @@ def rows(output: str) -> list[list[str]]:
     ]
 
 
+@pytest.mark.unsupported_broker(
+    "tansu", "its high watermark is the start of the last batch + 1, so lag reads wrong"
+)
 def test_reset_as_a_user(kafka_broker: Any, mini_project: Path) -> None:
     bootstrap = kafka_broker.bootstrap_servers
     run_id = uuid.uuid4().hex[:8]
