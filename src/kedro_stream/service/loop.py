@@ -215,8 +215,7 @@ class StreamService:
         protocol = self._commit_protocol(consumer, development_broker=development_broker)
         keepalive = KeepAlive(
             consumer,
-            # Well inside max.poll.interval.ms, and long enough that short runs never pause.
-            pause_after_s=min(_PAUSE_AFTER_S, self._stream.max_poll_interval_s / 4),
+            pause_after_s=self._pause_after_s,
             on_poll=self._alive,
         )
         if self._state is not None:
@@ -342,6 +341,12 @@ class StreamService:
             ", ".join(self._stream.input.topics),
             idle_s,
         )
+
+    @property
+    def _pause_after_s(self) -> float:
+        """How long the loop may go without a poll: well inside ``max.poll.interval.ms``, and
+        long enough that short runs never pause."""
+        return min(_PAUSE_AFTER_S, self._stream.max_poll_interval_s / 4)
 
     def _alive(self) -> None:
         self.last_activity = time.monotonic()
@@ -503,7 +508,7 @@ class StreamService:
         the keep-alive to poll: once as long without a poll as a run that it would poll, one
         paused poll keeps this member in its group and the loop counted alive."""
         unpolled_s = time.monotonic() - self.last_activity
-        if unpolled_s > min(_PAUSE_AFTER_S, self._stream.max_poll_interval_s / 4):
+        if unpolled_s > self._pause_after_s:
             keepalive.sleep(_ONE_POLL_S)
         datasets = self._run(good, keepalive)
         self._encoder.encode(datasets, good)
