@@ -29,6 +29,10 @@ COMMIT = "src/kedro_stream/service/commit.py"
 DECODE = "src/kedro_stream/service/decode.py"
 ENCODE = "src/kedro_stream/service/encode.py"
 REBALANCE = "src/kedro_stream/service/rebalance.py"
+ISOLATE = "src/kedro_stream/service/isolate.py"
+LOOP = "src/kedro_stream/service/loop.py"
+RESET = "src/kedro_stream/ops/reset.py"
+CLIENTS = "src/kedro_stream/kafka/clients.py"
 #: One test run's budget; the slowest mutant runs the crash loop once.
 RUN_BUDGET_S = 1800
 
@@ -40,6 +44,12 @@ CRASH_LOOP = (
     "tests/reliability/test_crash_loop.py::test_at_least_once_sigkill_ten_times_loses_nothing"
 )
 USER_FLOW = "tests/e2e/test_stream_cli.py::test_broker_produce_consume_as_a_user"
+ISOLATE_POISON = (
+    "tests/integration/test_isolate.py::"
+    "test_only_the_poison_records_are_dead_lettered_and_the_state_is_the_good_records"
+)
+LOOP_ISOLATE = "tests/unit/service/test_loop_isolate.py::"
+RESET_TESTS = "tests/integration/test_reset.py::"
 
 
 CATCHES = frozenset({"failed", "error"})
@@ -119,6 +129,82 @@ MUTANTS = (
         "        for message in batch.messages:\n            try:\n",
         "        for message in batch.messages[:-1]:\n            try:\n",
         (ALL_RECORDS, FUZZ, USER_FLOW, CRASH_LOOP),
+    ),
+    Mutant(
+        "isolation dead-letters a poison record's neighbour",
+        ISOLATE,
+        "        if len(failing) == 1:\n            poison.append((failing[0], error))\n",
+        "        if len(failing) <= 2:\n"
+        "            poison.extend((item, error) for item in failing)\n",
+        (
+            "tests/unit/service/test_isolate.py::"
+            "test_one_poison_record_among_1000_costs_at_most_2_log2_n_runs",
+            f"{ISOLATE_POISON}[at-least-once-1-poison]",
+            f"{ISOLATE_POISON}[exactly-once-5-poison]",
+        ),
+    ),
+    Mutant(
+        "the poison records run again with the rest",
+        LOOP,
+        "                good = poison.without(decoded.good)\n",
+        "                good = decoded.good\n",
+        (
+            LOOP_ISOLATE
+            + "test_one_poison_record_is_dead_lettered_alone_and_the_rest_published_once",
+            f"{ISOLATE_POISON}[at-least-once-5-poison]",
+        ),
+    ),
+    Mutant(
+        "isolation tried on a hung run",
+        LOOP,
+        "            and not isinstance(error, _NO_RECORDS_DOING)\n",
+        "",
+        (LOOP_ISOLATE + "test_a_hung_run_is_not_isolated",),
+    ),
+    Mutant(
+        "a long isolation that never polls",
+        LOOP,
+        "        if unpolled_s > self._pause_after_s:\n",
+        "        if unpolled_s < 0:\n",
+        (LOOP_ISOLATE + "test_a_long_isolation_polls_between_its_runs",),
+    ),
+    Mutant(
+        "a consume that never reached Kafka exits 0",
+        LOOP,
+        "            raise KafkaUnreachable(\n"
+        '                self._kafka.bootstrap_servers, idle_s, "--idle-timeout-s, with nothing '
+        'assigned"\n'
+        "            ) from exc\n",
+        "            return\n",
+        (
+            "tests/unit/service/test_idle_stop.py::"
+            "test_a_stream_that_never_reached_kafka_fails_at_its_idle_timeout",
+        ),
+    ),
+    Mutant(
+        "classic-only settings kept under the next-generation protocol",
+        CLIENTS,
+        "    if not is_next_generation(kafka):\n        return config\n",
+        "    if True:\n        return config\n",
+        (
+            SERVICE + "test_a_commit_overtaken_by_a_rebalance_is_not_a_failure[consumer]",
+            "tests/e2e/test_stream_cli.py::"
+            "test_two_instances_share_partitions_and_survive_a_kill[consumer]",
+        ),
+    ),
+    Mutant(
+        "a dry run that resets",
+        RESET,
+        "        if execute:\n",
+        "        if True:\n",
+        (RESET_TESTS + "test_a_dry_run_changes_nothing",),
+    ),
+    Mutant(
+        "a reset beside live members",
+        RESET,
+        "        if not {m.partition for m in moves} <= owned:\n",
+        "        if not owned:\n",
+        (RESET_TESTS + "test_a_live_group_is_refused",),
     ),
 )
 
@@ -226,10 +312,11 @@ def main() -> int:
         if not args.keep:
             shutil.rmtree(scratch, ignore_errors=True)
 
-    print(f"\n{'mutant':<44}caught by")
+    width = max(len(mutant.name) for mutant, _, _ in rows) + 2
+    print(f"\n{'mutant':<{width}}caught by")
     for mutant, caught, tried in rows:
         verdict = f"{len(caught)} of {tried}: " + (", ".join(caught) if caught else "SURVIVED")
-        print(f"{mutant.name:<44}{verdict}")
+        print(f"{mutant.name:<{width}}{verdict}")
     survived = [mutant.name for mutant, caught, _ in rows if not caught]
     if survived:
         print(f"\nsurvived: {survived}")
