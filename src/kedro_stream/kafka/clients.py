@@ -164,11 +164,11 @@ def make_producer(
     return Producer(config)
 
 
-def is_development_broker(consumer: Consumer) -> bool:
+def is_development_broker(consumer: Consumer, timeout_s: float = METADATA_TIMEOUT_S) -> bool:
     """Whether the cluster is librdkafka's mock cluster (False when it cannot be told in
-    ``METADATA_TIMEOUT_S``: the consumer will report an unreachable broker itself)."""
+    ``timeout_s``: the consumer will report an unreachable broker itself)."""
     try:
-        cluster_id = consumer.list_topics(timeout=METADATA_TIMEOUT_S).cluster_id
+        cluster_id = consumer.list_topics(timeout=timeout_s).cluster_id
     except KafkaException:
         return False
     return bool(cluster_id) and cluster_id.startswith(_MOCK_CLUSTER_ID_PREFIX)

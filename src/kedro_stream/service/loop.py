@@ -48,6 +48,7 @@ from kedro_stream.config import Guarantee, KafkaConfig, OnFailure, StreamConfig
 from kedro_stream.errors import KedroStreamError, one_line
 from kedro_stream.kafka.client_log import CLIENT_LOG
 from kedro_stream.kafka.clients import (
+    METADATA_TIMEOUT_S,
     DeliveryCallback,
     is_development_broker,
     make_admin,
@@ -85,7 +86,7 @@ from kedro_stream.service.wiring import (
 from kedro_stream.session import StreamSession
 from kedro_stream.state.errors import StateUpdateError
 from kedro_stream.state.streamstate import StateChanges, StreamState
-from kedro_stream.state.topics import ensure_changelogs
+from kedro_stream.state.topics import TOPICS_TIMEOUT_S, ensure_changelogs
 
 logger = logging.getLogger(__name__)
 #: A run (or a retry backoff) longer than this polls with the partitions paused.
@@ -192,6 +193,14 @@ class StreamService:
         return self.assignment.owned
 
     @property
+    def _start_wait_s(self) -> float:
+        """How long a start may wait for the cluster's first answer: the metadata a stateful
+        stream reads before it subscribes, or ``--idle-timeout-s`` when that is shorter (a
+        stream asked to stop when idle must not wait longer for a cluster that never answers)."""
+        wait_s = METADATA_TIMEOUT_S + TOPICS_TIMEOUT_S
+        return min(wait_s, self._idle_timeout_s) if self._idle_timeout_s else wait_s
+
+    @property
     def restoring(self) -> bool:
         """A state store is being caught up with its changelog (not ready, but alive)."""
         return self._state is not None and self._state.restoring
@@ -211,7 +220,7 @@ class StreamService:
         # One metadata request at start, for the two things the broker's kind changes.
         development_broker = (
             self._state is not None or self._stream.guarantee is Guarantee.EXACTLY_ONCE
-        ) and is_development_broker(consumer)
+        ) and is_development_broker(consumer, min(METADATA_TIMEOUT_S, self._start_wait_s))
         protocol = self._commit_protocol(consumer, development_broker=development_broker)
         keepalive = KeepAlive(
             consumer,
@@ -225,6 +234,9 @@ class StreamService:
                     self._state.input_topic,
                     self._state.changelogs,
                     development_broker=development_broker,
+                    timeout_s=max(
+                        _REACH_TIMEOUT_S, self._start_wait_s - (time.monotonic() - started)
+                    ),
                 )
             except KafkaException as exc:
                 error = kafka_error(exc)

@@ -15,11 +15,17 @@ TOPICS_TIMEOUT_S = 15.0
 
 
 def ensure_changelogs(
-    admin: AdminClient, input_topic: str, changelogs: list[str], *, development_broker: bool
+    admin: AdminClient,
+    input_topic: str,
+    changelogs: list[str],
+    *,
+    development_broker: bool,
+    timeout_s: float = TOPICS_TIMEOUT_S,
 ) -> None:
     """Each changelog topic exists with the input topic's partition count (creating missing
-    ones), or :class:`StateError` says what to create."""
-    topics = admin.list_topics(timeout=TOPICS_TIMEOUT_S).topics
+    ones), or :class:`StateError` says what to create. ``timeout_s`` bounds the first metadata
+    request, the one that finds out whether the cluster answers at all."""
+    topics = admin.list_topics(timeout=timeout_s).topics
     if input_topic not in topics:
         raise StateError(
             f"input topic {input_topic!r} does not exist: a stateful stream needs its partition "
