@@ -18,6 +18,24 @@ REPO = Path(__file__).resolve().parents[1]
 KEDRO = str(Path(sys.executable).with_name("kedro"))
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--broker-tests-only",
+        action="store_true",
+        help="Deselect the tests that never use the session's broker (the kafka_broker "
+        "fixture): for a second pass of the integration tests against another broker, where "
+        "they would only run again unchanged.",
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if not config.getoption("--broker-tests-only"):
+        return
+    uses = [item for item in items if "kafka_broker" in getattr(item, "fixturenames", ())]
+    config.hook.pytest_deselected(items=[item for item in items if item not in uses])
+    items[:] = uses
+
+
 def run_kedro(project: Path, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
     """Run the ``kedro`` command in ``project`` as a user would."""
     env = {**os.environ, "KEDRO_DISABLE_TELEMETRY": "1", "COLUMNS": "200"}
