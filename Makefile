@@ -30,11 +30,11 @@ demo: $(STAMP)
 
 ## test: lint, then the whole test suite
 test: lint
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest --durations=10
 
 ## test-tansu: the integration tests again, against Tansu (an independent Kafka implementation)
 test-tansu: $(STAMP)
-	$(BIN)/python tests/run_on_tansu.py
+	$(BIN)/python tests/run_on_tansu.py --durations=10
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench
