@@ -48,6 +48,7 @@ from tests.stream_helpers import (
     fast_group,
     payments,
     pinned_payment,
+    run_last_instance,
     topics,
 )
 
@@ -203,19 +204,7 @@ def crash_loop(handle: BrokerHandle, project: Path, guarantee: str) -> CrashRun:
     finally:
         if handle.faults is not None:
             handle.faults.reset()
-    # The last instance stops once it has taken the rest (or, short of it, when idle: the check
-    # on the committed total below then fails), not after waiting out its idle timeout.
-    rest = TOTAL - progress(bootstrap, names)
-    final = subprocess.run(
-        [*consume, *(["--max-messages", str(rest)] if rest else [])],
-        cwd=project,
-        env=ENV,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert final.returncode == 0, final.stderr[-2000:]
+    run_last_instance(consume, project, TOTAL - progress(bootstrap, names))
     for output in (
         "features",
         "scores",

@@ -36,6 +36,7 @@ from kedro_stream.state.store import PartitionStore
 from kedro_stream.testing.brokers import create_topic
 from tests.conftest import KEDRO
 from tests.kafka_helpers import committed, read_topic, wait_until
+from tests.stream_helpers import run_last_instance
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 TOTAL, KILLS, PARTITIONS, ACCOUNTS = 100_000, 10, 16, 2_000
@@ -200,19 +201,7 @@ def test_state_survives_ten_sigkills_with_no_update_counted_twice(
     finally:
         if kafka_broker.faults is not None:
             kafka_broker.faults.reset()
-    # The last instance stops once it has taken the rest (or, short of it, when idle: the check
-    # on the committed total below then fails), not after waiting out its idle timeout.
-    rest = TOTAL - progress(bootstrap, names)
-    last = subprocess.run(
-        [*consume, *(["--max-messages", str(rest)] if rest else [])],
-        cwd=mini_project,
-        env=ENV,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert last.returncode == 0, last.stderr[-2000:]
+    run_last_instance(consume, mini_project, TOTAL - progress(bootstrap, names))
     assert progress(bootstrap, names) == TOTAL
 
     published = read_topic(bootstrap, names["features"], expect=None, timeout_s=120)
