@@ -15,7 +15,7 @@ import yaml
 
 from kedro_stream.config import default_changelog_topic
 from kedro_stream.service.app import consume, load_config
-from kedro_stream.service.loop import Progress
+from kedro_stream.service.progress import Progress
 from kedro_stream.testing.brokers import BrokerHandle, create_topic
 
 STREAM = "payment-scoring"

@@ -47,14 +47,15 @@ def first_line(error: BaseException) -> str:
     return lines[0] if lines else ""
 
 
-def one_line(error: BaseException, *, limit: int = 500) -> str:
-    """``Class: first line``, at most ``limit`` characters."""
+def headline(error: BaseException, *, limit: int = 500) -> str:
+    """``Class: first line``, at most ``limit`` characters: an error named in a log line or in
+    another error's message, where its class says as much as its words."""
     return f"{type(error).__name__}: {first_line(error)}"[:limit]
 
 
-def one_line_message(error: BaseException) -> str:
+def flattened(error: BaseException) -> str:
     """The whole message on one line, for a CLI ``Error:`` line (no class name: our messages
-    say what is wrong and what to do)."""
+    say what is wrong and what to do, and a user reads them whole)."""
     return " ".join(str(error).split())
 
 

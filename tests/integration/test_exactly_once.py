@@ -11,7 +11,7 @@ import pytest
 from confluent_kafka import KafkaError
 
 from kedro_stream.devbroker.cluster import ApiKey
-from kedro_stream.service.loop import StreamStopped
+from kedro_stream.service.giving_up import StreamStopped
 from tests.kafka_helpers import committed, produce_payments, read_topic
 from tests.stream_helpers import configure, payments, run_stream, topics
 

@@ -21,7 +21,7 @@ import yaml
 from confluent_kafka import Producer
 
 from kedro_stream.service.app import consume, load_config
-from kedro_stream.service.loop import StreamStopped
+from kedro_stream.service.giving_up import StreamStopped
 from kedro_stream.state.changelog import AS_OF
 from kedro_stream.state.errors import CorruptChangelog, StateError
 from kedro_stream.testing.brokers import create_topic

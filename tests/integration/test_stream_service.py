@@ -9,7 +9,7 @@ import pytest
 from confluent_kafka import KafkaError
 
 from kedro_stream.devbroker.cluster import ApiKey
-from kedro_stream.service.loop import StreamStopped
+from kedro_stream.service.giving_up import StreamStopped
 from tests.kafka_helpers import (
     committed,
     headers,

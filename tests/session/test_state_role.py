@@ -13,7 +13,7 @@ from kedro.pipeline import Pipeline, node, pipeline
 from kedro.runner import SequentialRunner
 
 from kedro_stream import NamespaceSpec, StreamSession
-from kedro_stream.cli import _ROLE_STYLE
+from kedro_stream.cli.printers import ROLE_STYLE
 from kedro_stream.datasets import StateDataset
 from kedro_stream.errors import InjectionError, SpecError
 from kedro_stream.session import Role
@@ -250,4 +250,4 @@ def test_kedro_run_reads_the_state_from_the_catalog(tmp_path: Path) -> None:
 
 
 def test_every_role_has_a_style_in_the_compile_table() -> None:
-    assert set(_ROLE_STYLE) == set(Role)
+    assert set(ROLE_STYLE) == set(Role)

@@ -17,18 +17,14 @@ from confluent_kafka import Consumer, KafkaException, Producer
 from confluent_kafka.admin import AdminClient
 
 from kedro_stream.config import KafkaConfig
-from kedro_stream.errors import KedroStreamError
 from kedro_stream.kafka.clients import for_group_protocol
+from kedro_stream.kafka.errors import KafkaUnreachable
 
 #: How long a command waits for the cluster's first answer before it gives up.
 CONNECT_TIMEOUT_S = 10.0
 #: How long a produced record may wait for its acknowledgement (librdkafka's default: 5 min).
 DELIVERY_TIMEOUT_S = 30.0
 _LIBRDKAFKA_WARNING = logging.WARNING
-
-
-class BrokerUnreachable(KedroStreamError):
-    """The cluster did not answer a command in time."""
 
 
 class _LastProblem(logging.Handler):
@@ -97,7 +93,7 @@ def command_admin(kafka: KafkaConfig) -> AdminClient:
 
 
 def ensure_reachable(client: Producer | Consumer | AdminClient, kafka: KafkaConfig) -> None:
-    """Ask for the cluster's metadata; :class:`BrokerUnreachable` when it does not come in
+    """Ask for the cluster's metadata; :class:`KafkaUnreachable` when it does not come in
     ``CONNECT_TIMEOUT_S``."""
     _LAST_PROBLEM.message = None
     try:
@@ -107,10 +103,11 @@ def ensure_reachable(client: Producer | Consumer | AdminClient, kafka: KafkaConf
         raise unreachable(kafka) from None
 
 
-def unreachable(kafka: KafkaConfig) -> BrokerUnreachable:
-    """The one-line error of a cluster that does not answer, with librdkafka's last word."""
+def unreachable(kafka: KafkaConfig) -> KafkaUnreachable:
+    """The one-line error of a cluster that does not answer a command, with librdkafka's last
+    word."""
     seen = f" (last problem: {_LAST_PROBLEM.message})" if _LAST_PROBLEM.message else ""
-    return BrokerUnreachable(
+    return KafkaUnreachable(
         f"cannot reach Kafka at {kafka.bootstrap_servers} within {CONNECT_TIMEOUT_S:.0f} s"
         f"{seen}: check --bootstrap-servers (or KAFKA_BOOTSTRAP_SERVERS, or stream.yml "
         "kafka.bootstrap_servers) and that the broker is up"

@@ -51,7 +51,8 @@ def group_lag(
     timeout_s: float = GROUP_LAG_TIMEOUT_S,
 ) -> list[PartitionLag]:
     """Lag of every partition of ``topics`` for ``group``; without topics, of every partition
-    the group has committed. :class:`BrokerUnreachable` when the cluster does not answer."""
+    the group has committed. :class:`~kedro_stream.kafka.errors.KafkaUnreachable` when the
+    cluster does not answer."""
     reader = offsets_consumer(kafka, group)
     try:
         ensure_reachable(reader, kafka)

@@ -12,7 +12,7 @@ arbitrary offset cannot be rebuilt from a compacted changelog, which keeps one r
 an empty state is exact, for a reset to the earliest offset. So the reset clears the state: it
 deletes the changelog topics (``consume`` makes them again at start) and the stores under this
 project's ``state_dir``. A store left on another machine is caught when it opens: its rows
-account for offsets beyond the group's committed ones (see ``StreamState._local_store``).
+account for offsets beyond the group's committed ones (see ``StateKeeper._local_store``).
 For any other target, clearing must be asked for (``--clear-state``): the state then starts
 empty from the new offsets, which is what the user chose.
 """
@@ -50,7 +50,9 @@ from kedro_stream.kafka.command_clients import (
     offsets_consumer,
     unreachable,
 )
+from kedro_stream.kafka.errors import error_code, is_no_answer, kafka_error
 from kedro_stream.ops.offsets import Mode, Move, Target, new_offset
+from kedro_stream.state.layout import StoreLayout
 
 #: How long each answer of the cluster (offsets, watermarks, the group) may take.
 REQUEST_TIMEOUT_S = 10.0
@@ -146,7 +148,7 @@ def reset(
                 _commit(consumer, moves, group, cleared=state is not None)
         return ResetPlan(group, topic, target, moves, state)
     except KafkaException as exc:
-        if exc.args and exc.args[0].code() in (KafkaError._TRANSPORT, KafkaError._TIMED_OUT):
+        if is_no_answer(exc):
             raise unreachable(kafka) from None
         raise
     finally:
@@ -213,7 +215,7 @@ def _stateful_stream(file: StreamFile, topic: str, group: str) -> tuple[str, Str
     """The stream of ``stream.yml`` whose state ``group`` keeps for ``topic``: the one reading
     the topic with that group, or one run with ``--group-id group`` (its default changelogs
     then carry the group's name)."""
-    readers = [(n, s) for n, s in file.streams.items() if topic in s.input.topics and s.state]
+    readers = file.readers(topic, stateful=True).items()
     for name, stream in readers:
         if stream.group_id == group:
             return name, stream
@@ -247,16 +249,8 @@ def _state_plan(
     root: Path | None = None
     stores: list[Path] = []
     if project_path is not None:
-        base = (
-            stream.state_dir if stream.state_dir.is_absolute() else project_path / stream.state_dir
-        )
-        root = base / group
-        stores = sorted(
-            path
-            for state in stream.state
-            for path in (root / state).glob(f"{topic}-*")
-            if path.name.removeprefix(f"{topic}-").isdigit()
-        )
+        layout = StoreLayout.of(stream, project_path, group)
+        root, stores = layout.root, layout.existing(stream.state)
     if stream.group_id != file.streams[name].group_id and not (changelogs or stores):
         return None  # a group that never ran the stream: no state of its own
     blocked = None
@@ -304,7 +298,7 @@ def _check_idle(admin: AdminClient, group: str) -> None:
     try:
         described = future.result()
     except KafkaException as exc:
-        if exc.args and exc.args[0].code() == KafkaError._UNSUPPORTED_FEATURE:
+        if error_code(exc) == KafkaError._UNSUPPORTED_FEATURE:
             return
         raise
     if described.members or described.state in _LIVE_STATES:
@@ -327,7 +321,7 @@ def _clear_state(admin: AdminClient, state: StatePlan) -> None:
                 future.result()
             except KafkaException as exc:
                 raise ResetError(
-                    f"cannot delete changelog topic {name!r} ({exc.args[0].str()}): allow this "
+                    f"cannot delete changelog topic {name!r} ({_reason(exc)}): allow this "
                     "client to delete it, or delete it yourself, then reset again; the offsets "
                     "were not moved"
                 ) from None
@@ -379,16 +373,21 @@ def _commit(consumer: Consumer, moves: list[Move], group: str, *, cleared: bool)
     try:
         done = consumer.commit(offsets=offsets, asynchronous=False)
     except KafkaException as exc:
-        error = exc.args[0]
-        if error.code() in _LIVE_GROUP_ERRORS:
+        if error_code(exc) in _LIVE_GROUP_ERRORS:
             raise GroupActive(
-                f"group {group!r} is active (the broker refused the commit: {error.str()}): "
+                f"group {group!r} is active (the broker refused the commit: {_reason(exc)}): "
                 f"stop its consumers, then reset{after}"
             ) from None
-        raise ResetError(f"the commit failed: {error.str()}{after}") from None
+        raise ResetError(f"the commit failed: {_reason(exc)}{after}") from None
     failed = [tp for tp in done or [] if tp.error is not None]
     if failed:
         raise ResetError(
             f"the commit failed for {failed[0].topic}[{failed[0].partition}]: "
             f"{failed[0].error.str()}{after}"
         )
+
+
+def _reason(exc: KafkaException) -> str:
+    """The broker's words for ``exc``, as librdkafka renders them."""
+    error = kafka_error(exc)
+    return str(exc) if error is None else error.str()

@@ -11,7 +11,7 @@ from typing import Any
 
 import fastavro
 
-from kedro_stream.errors import one_line
+from kedro_stream.errors import headline
 from kedro_stream.serde.base import DecodeError, EncodeError, record_fields
 
 
@@ -38,7 +38,7 @@ class AvroCodec:
         try:
             record = fastavro.schemaless_reader(buffer, self.schema, None)
         except Exception as exc:  # fastavro raises many types on corrupt input
-            raise DecodeError(f"not {self.schema.get('name')} Avro: {one_line(exc)}") from None
+            raise DecodeError(f"not {self.schema.get('name')} Avro: {headline(exc)}") from None
         if buffer.tell() != len(value):
             raise DecodeError(
                 f"not {self.schema.get('name')} Avro: {len(value) - buffer.tell()} trailing bytes"
@@ -52,5 +52,5 @@ class AvroCodec:
         try:
             fastavro.schemaless_writer(buffer, self.schema, dict(record))
         except Exception as exc:  # fastavro raises ValueError, TypeError, KeyError, ...
-            raise EncodeError(f"not {self.schema.get('name')} Avro: {one_line(exc)}") from exc
+            raise EncodeError(f"not {self.schema.get('name')} Avro: {headline(exc)}") from exc
         return buffer.getvalue()

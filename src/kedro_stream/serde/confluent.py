@@ -21,7 +21,7 @@ from confluent_kafka.schema_registry.avro import AvroDeserializer, AvroSerialize
 from confluent_kafka.schema_registry.error import SchemaRegistryError
 from confluent_kafka.serialization import MessageField, SerializationContext
 
-from kedro_stream.errors import one_line
+from kedro_stream.errors import headline
 from kedro_stream.serde.avro import load_schema
 from kedro_stream.serde.base import DecodeError, EncodeError, RegistryUnavailable, record_fields
 
@@ -33,7 +33,7 @@ def registry_client(properties: Mapping[str, Any]) -> SchemaRegistryClient:
     try:
         return SchemaRegistryClient.new_client(dict(properties))
     except (TypeError, ValueError) as exc:
-        raise ValueError(one_line(exc)) from None
+        raise ValueError(headline(exc)) from None
 
 
 class ConfluentAvroCodec:
@@ -71,10 +71,10 @@ class ConfluentAvroCodec:
         except Exception as exc:  # framing, registry (HTTP or network) and fastavro errors
             if _registry_down(exc):
                 raise RegistryUnavailable(
-                    f"schema registry unavailable reading{_schema_id(value)}: {one_line(exc)}"
+                    f"schema registry unavailable reading{_schema_id(value)}: {headline(exc)}"
                 ) from exc
             raise DecodeError(
-                f"cannot read Confluent Avro{_schema_id(value)}: {one_line(exc)}"
+                f"cannot read Confluent Avro{_schema_id(value)}: {headline(exc)}"
             ) from None
         if not isinstance(record, dict):
             raise DecodeError(f"expected an Avro record, got {type(record).__name__}")
@@ -89,9 +89,9 @@ class ConfluentAvroCodec:
             if _registry_down(exc):  # the record may be fine: retried, not dead-lettered
                 raise RegistryUnavailable(
                     f"schema registry unavailable writing (subject {self._subject}): "
-                    f"{one_line(exc)}"
+                    f"{headline(exc)}"
                 ) from exc
-            raise EncodeError(f"cannot write Confluent Avro: {one_line(exc)}") from exc
+            raise EncodeError(f"cannot write Confluent Avro: {headline(exc)}") from exc
 
 
 def _registry_down(exc: Exception) -> bool:

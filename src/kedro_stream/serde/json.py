@@ -9,7 +9,7 @@ from typing import Any
 import orjson
 from fastavro.validation import ValidationError, validate
 
-from kedro_stream.errors import one_line
+from kedro_stream.errors import headline
 from kedro_stream.serde.base import DecodeError, EncodeError, record_fields
 from kedro_stream.serde.validation import quick_check
 
@@ -64,11 +64,11 @@ class JsonCodec:
         try:
             record = orjson.loads(value)
         except orjson.JSONDecodeError as exc:  # also invalid UTF-8 and nesting past 1024
-            raise DecodeError(f"not JSON: {one_line(exc)}") from None
+            raise DecodeError(f"not JSON: {headline(exc)}") from None
         return check_record(record, self.schema, self._quick)
 
     def encode(self, record: Mapping[str, Any]) -> bytes:
         try:
             return orjson.dumps(record, default=_json_default, option=_ORJSON_OPTIONS)
         except (TypeError, orjson.JSONEncodeError) as exc:
-            raise EncodeError(one_line(exc)) from exc
+            raise EncodeError(headline(exc)) from exc

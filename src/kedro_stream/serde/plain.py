@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from kedro_stream.errors import one_line
+from kedro_stream.errors import headline
 from kedro_stream.serde.base import DecodeError, EncodeError
 
 
@@ -20,7 +20,7 @@ class StringCodec:
         try:
             return {"value": value.decode("utf-8")}
         except UnicodeDecodeError as exc:
-            raise DecodeError(f"not UTF-8: {one_line(exc)}") from None
+            raise DecodeError(f"not UTF-8: {headline(exc)}") from None
 
     def encode(self, record: Mapping[str, Any]) -> bytes:
         return str(_value(record, "string")).encode()

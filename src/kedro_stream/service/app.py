@@ -5,7 +5,6 @@ from __future__ import annotations
 import gc
 import logging
 import signal
-import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -24,13 +23,13 @@ from kedro_stream.kafka.clients import consumer_config, make_consumer, make_prod
 from kedro_stream.metrics.http import MetricsServer, StateQueries
 from kedro_stream.metrics.lag import LagRefresher
 from kedro_stream.service.codecs import check_schemas
-from kedro_stream.service.loop import Progress, StreamService
-from kedro_stream.service.wiring import state_specs
+from kedro_stream.service.loop import StreamService
+from kedro_stream.service.namespace_io import state_specs
+from kedro_stream.service.probes import healthy, ready
+from kedro_stream.service.progress import Progress
 from kedro_stream.session import boot_project
 
 logger = logging.getLogger(__name__)
-#: /healthz fails once the loop has not turned for this long (or three batch waits, if longer).
-_STALL_BOUND_S = 30.0
 
 
 def load_config(
@@ -140,8 +139,8 @@ def _observed(
         service.metrics.registry,
         port=config.port,
         host=config.host,
-        healthy=lambda: _healthy(service, stream),
-        ready=lambda: _ready(service, stream),
+        healthy=lambda: healthy(service, stream),
+        ready=lambda: ready(service, stream),
         state_queries=None if token is None else StateQueries(service.state_row, token),
     )
     lag.start()
@@ -158,30 +157,3 @@ def _observed(
     finally:
         server.stop()
         lag.stop()
-
-
-def _healthy(service: StreamService, stream: StreamConfig) -> tuple[bool, str]:
-    """Alive while the loop (or the keep-alive of a long run) keeps turning, or while state is
-    restored (which may take minutes, and must not get the process restarted)."""
-    if service.restoring:
-        return True, "restoring state"
-    bound = max(_STALL_BOUND_S, 3 * stream.batch.max_wait_ms / 1000)
-    idle = time.monotonic() - service.last_activity
-    if idle > bound:
-        return False, f"loop has not turned for {idle:.0f} s (bound {bound:.0f} s)"
-    return True, "ok"
-
-
-def _ready(service: StreamService, stream: StreamConfig) -> tuple[bool, str]:
-    """Ready when alive, owning partitions, and no batch is stuck past max.poll.interval."""
-    if service.restoring:
-        return False, "restoring state from the changelog"
-    alive, reason = _healthy(service, stream)
-    if not alive:
-        return False, reason
-    if not service.owned:
-        return False, "no partition assigned"
-    started = service.batch_started
-    if started is not None and time.monotonic() - started > stream.max_poll_interval_s:
-        return False, f"a batch has been running for over {stream.max_poll_interval_s:.0f} s"
-    return True, f"{len(service.owned)} partitions assigned"

@@ -14,18 +14,23 @@ _POLL_SLICE_S = 0.1  # longest single wait, so a stop request is seen quickly
 
 @dataclass(frozen=True)
 class Batch:
+    """The records of one micro-batch, in the order the consumer handed them out."""
+
     messages: list[Message]
 
     def __len__(self) -> int:
         return len(self.messages)
 
-    def next_offsets(self) -> dict[tuple[str, int], int]:
+    def next_offsets(self) -> list[TopicPartition]:
         """Per partition, the offset after the batch's last record: what a commit stores."""
         offsets: dict[tuple[str, int], int] = {}
         for m in self.messages:
             key = (m.topic(), m.partition())
             offsets[key] = max(offsets.get(key, -1), m.offset() + 1)
-        return offsets
+        return [
+            TopicPartition(topic, partition, offset)
+            for (topic, partition), offset in offsets.items()
+        ]
 
     def first_offsets(self) -> list[TopicPartition]:
         """Per partition, the batch's first offset: where to seek to read it again."""

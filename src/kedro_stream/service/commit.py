@@ -3,6 +3,8 @@
 at-least-once: produce → flush → every delivery report OK → synchronous commit of exactly the
 processed offsets. exactly-once: one transaction per batch holding the outputs and the offsets
 (``send_offsets_to_transaction``); no separate offset commit ever happens.
+
+These are steps 6 (publish) and 7 (commit) of the loop's protocol (``service/loop.py``).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Produ
 
 from kedro_stream.errors import KedroStreamError
 from kedro_stream.kafka.errors import kafka_error
-from kedro_stream.service.messages import Outgoing
+from kedro_stream.records import Outgoing
 from kedro_stream.service.retry import Backoff
 
 logger = logging.getLogger(__name__)
@@ -93,18 +95,15 @@ def _retrying(
 
 
 class CommitProtocol(Protocol):
-    """One batch: ``begin`` → ``publish`` (any number of times) → ``complete``; on any error in
-    between, ``abort``. Nothing is committed unless ``complete`` returns."""
-
-    def begin(self) -> None:
-        """Start a batch (exactly-once: its transaction)."""
-        ...
+    """One batch: ``publish`` once → ``commit``; on any error in between, ``abort``. Nothing is
+    committed unless ``commit`` returns."""
 
     def publish(self, messages: Iterable[Outgoing]) -> None:
-        """Hand ``messages`` to the producer; returns before they are acknowledged."""
+        """Open the batch (exactly-once: its transaction) and hand ``messages`` to the
+        producer; returns before they are acknowledged."""
         ...
 
-    def complete(self, offsets: list[TopicPartition]) -> None:
+    def commit(self, offsets: list[TopicPartition]) -> None:
         """Commit ``offsets`` once every published message is acknowledged. Raises
         :class:`DeliveryError` if one was not, :class:`CommitAbandoned` if a rebalance
         refused the commit, ``KafkaException`` for other broker errors (after retrying
@@ -175,13 +174,13 @@ class AtLeastOnce:
         self._flush_timeout_s = flush_timeout_s
         self._deliveries = deliveries
 
-    def begin(self) -> None:
-        self._deliveries.clear()
-
     def publish(self, messages: Iterable[Outgoing]) -> None:
+        """Every delivery report from here to the flush is this batch's."""
+        self._deliveries.clear()
         _produce(self._producer, messages)
 
-    def complete(self, offsets: list[TopicPartition]) -> None:
+    def commit(self, offsets: list[TopicPartition]) -> None:
+        """Flush, check the delivery reports, then commit the offsets synchronously."""
         pending = self._producer.flush(self._flush_timeout_s)
         if pending:
             raise DeliveryError(
@@ -202,6 +201,7 @@ class AtLeastOnce:
         self._producer.flush(self._flush_timeout_s)
 
     def close(self) -> None:
+        """Deliver what is in flight."""
         self._producer.flush(self._flush_timeout_s)
 
 
@@ -215,14 +215,14 @@ class ExactlyOnce:
         self._open = False
         producer.init_transactions(timeout_s)  # fences an older instance with the same id
 
-    def begin(self) -> None:
+    def publish(self, messages: Iterable[Outgoing]) -> None:
+        """Begin the batch's transaction and produce into it (commit_transaction fails on any
+        failed output, so no delivery callback is needed)."""
         self._producer.begin_transaction()
         self._open = True
+        _produce(self._producer, messages)
 
-    def publish(self, messages: Iterable[Outgoing]) -> None:
-        _produce(self._producer, messages)  # commit_transaction fails on any failed output
-
-    def complete(self, offsets: list[TopicPartition]) -> None:
+    def commit(self, offsets: list[TopicPartition]) -> None:
         """Errors that librdkafka marks retriable are retried in place, as its transactional
         API asks; one that needs an abort (or is fatal) fails the batch."""
         if offsets:
@@ -242,6 +242,7 @@ class ExactlyOnce:
         self._open = False
 
     def abort(self) -> None:
+        """Abort the batch's transaction, if one is open."""
         if self._open:
             self._open = False
             self._producer.abort_transaction(self._timeout_s)

@@ -11,11 +11,10 @@ from typing import Any
 
 from confluent_kafka import Message
 
+from kedro_stream.records import Decoded, Outgoing
 from kedro_stream.serde import METADATA_COLUMNS, Codec, DecodeError
 from kedro_stream.service.batch import Batch
-from kedro_stream.service.messages import DeadLetters, Outgoing, Stage
-
-Decoded = tuple[Message, dict[str, Any]]
+from kedro_stream.service.dead_letters import DeadLetters, Stage
 
 
 @dataclass(frozen=True)

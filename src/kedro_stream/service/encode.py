@@ -14,9 +14,8 @@ from typing import Any
 
 import pandas as pd
 
+from kedro_stream.records import Decoded, Headers, Outgoing
 from kedro_stream.serde import METADATA_COLUMNS, Codec, EncodeError, records_of
-from kedro_stream.service.decode import Decoded
-from kedro_stream.service.messages import Headers, Outgoing
 
 _METADATA = frozenset(METADATA_COLUMNS)
 SourceHeaders = dict[tuple[str, int, int], Headers]

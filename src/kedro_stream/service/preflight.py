@@ -15,7 +15,7 @@ from pathlib import Path
 from kedro_stream.config import StreamConfig, StreamFile
 from kedro_stream.errors import KedroStreamError
 from kedro_stream.service.codecs import check_schemas
-from kedro_stream.service.wiring import (
+from kedro_stream.service.namespace_io import (
     check_published,
     check_states,
     input_dataset,
@@ -69,10 +69,10 @@ def _check_against_project(
         return
     by_namespace = {c.namespace: c for c in compiled}
     for check in checks:
-        _check_wiring(check, by_namespace[check.stream.namespace])
+        _check_namespace_io(check, by_namespace[check.stream.namespace])
 
 
-def _check_wiring(check: StreamCheck, compiled: CompiledNamespace) -> None:
+def _check_namespace_io(check: StreamCheck, compiled: CompiledNamespace) -> None:
     stream = check.stream
     for step in (
         lambda: input_dataset(compiled.inputs, stream, compiled.states),

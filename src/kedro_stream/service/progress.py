@@ -7,8 +7,9 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from kedro_stream.metrics import StreamMetrics
+from kedro_stream.records import Outgoing
 from kedro_stream.service.batch import Batch
-from kedro_stream.service.messages import Outgoing, Stage
+from kedro_stream.service.dead_letters import Stage
 
 
 @dataclass

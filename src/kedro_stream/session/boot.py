@@ -24,7 +24,7 @@ from kedro_stream.errors import (
     SpecError,
     UnknownNamespaceError,
     choices,
-    one_line,
+    headline,
 )
 from kedro_stream.session.compiler import (
     ArtifactMissing,
@@ -149,7 +149,7 @@ def _pipeline_error(name: str, error: Exception) -> KedroStreamError:
     which pipelines exist, or, when the module exists but fails to import, why."""
     if isinstance(error, ImportError) and error.__cause__ is not None:
         return ProjectError(
-            f"Pipeline {name!r} failed to import: {one_line(error.__cause__)}. Fix it, then "
+            f"Pipeline {name!r} failed to import: {headline(error.__cause__)}. Fix it, then "
             f"check with: kedro stream compile --pipeline {name}"
         )
     return UnknownNamespaceError(
@@ -162,7 +162,7 @@ def _registered_pipelines() -> str:
     try:
         return choices(pipelines.keys())
     except Exception as exc:  # another pipeline is broken: say so rather than hide the first error
-        return f"(cannot list them: {one_line(exc)})"
+        return f"(cannot list them: {headline(exc)})"
 
 
 def create_artifact_hint(dataset: str) -> str:

@@ -32,7 +32,6 @@ from kedro.io import DataCatalog, DatasetError
 from kedro.pipeline import Pipeline
 from kedro.pipeline.node import Node
 
-from kedro_stream.datasets import StateDataset
 from kedro_stream.errors import ProjectError, SpecError, choices
 from kedro_stream.session.calls import NodeCall, bind
 from kedro_stream.session.specs import NamespaceSpec, Role, full_name, short_name, short_param_name
@@ -42,7 +41,9 @@ METADATA_KEY = "kedro-stream"
 # Module path fragments of dataset families that hold tables of records.
 _TABULAR_FAMILIES = (".pandas.", ".polars.", ".spark.", ".dask.", ".ibis.", ".snowflake.")
 _MEMORY_TYPES = ("MemoryDataset", "CachedDataset")
-_STATE_TYPE = f"{StateDataset.__module__}.{StateDataset.__qualname__}"
+# The catalog type of kedro_stream.datasets.StateDataset, by name: that dataset belongs to the
+# state room, which a session (Kedro only) does not import. A unit test holds the two equal.
+STATE_DATASET_TYPE = "kedro_stream.datasets.StateDataset"
 
 
 @dataclass(frozen=True)
@@ -137,7 +138,7 @@ def infer_role(
         return Role.TEMPLATE, "catalog entry uses itertime_params"
     if not _is_stored(dataset_type):
         return Role.INPUT, "not stored in the catalog"
-    if dataset_type == _STATE_TYPE:
+    if dataset_type == STATE_DATASET_TYPE:
         return Role.INPUT, "state dataset (injected)"
     if any(family in dataset_type for family in _TABULAR_FAMILIES):
         return Role.INPUT, "table dataset"

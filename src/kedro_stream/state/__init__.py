@@ -13,7 +13,10 @@ batch never committed (a crash between publish and commit) is beyond the committ
 skipped, and a row written again by the batch's second run carries the same content or a later
 position. No update is ever applied twice, because rows are never deltas.
 
-Rooms: :mod:`.rows` (rows ↔ datasets, checks of the updates), :mod:`.store` (one partition's
-local store), :mod:`.changelog` (the record format), :mod:`.restore` (catching a store up),
-:mod:`.streamstate` (a stream's stores across assignments, and what a batch reads and writes).
+Modules: :mod:`.rows` (rows ↔ datasets, checks of the updates), :mod:`.store` (one partition's
+local store), :mod:`.layout` (where the stores live), :mod:`.changelog` (the record format),
+:mod:`.topics` (the changelog topics), :mod:`.restore` (catching a store up), :mod:`.keeper` (a
+stream's stores across assignments, what a batch reads and writes, and :class:`~.keeper.NoState`
+for a stateless stream). The Kedro dataset that stands in for the stores under ``kedro run`` is
+:class:`kedro_stream.datasets.StateDataset`.
 """

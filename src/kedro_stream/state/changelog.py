@@ -10,13 +10,13 @@ from __future__ import annotations
 import orjson
 from confluent_kafka import Message
 
+from kedro_stream.records import HEADER_PREFIX, Outgoing
 from kedro_stream.serde import DecodeError
-from kedro_stream.service.messages import Outgoing
 from kedro_stream.state.errors import CorruptChangelog
 from kedro_stream.state.rows import Change, decode_row
 from kedro_stream.state.store import Entry
 
-AS_OF = "kedro-stream.state.as_of"
+AS_OF = HEADER_PREFIX + "state.as_of"
 
 
 def changelog_record(topic: str, partition: int, change: Change, as_of: int) -> Outgoing:

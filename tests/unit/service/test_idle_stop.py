@@ -14,8 +14,9 @@ import pytest
 from confluent_kafka import KafkaError, KafkaException, TopicPartition
 
 from kedro_stream.config import KafkaConfig
+from kedro_stream.kafka.errors import KafkaUnreachable
 from kedro_stream.service import loop
-from kedro_stream.service.loop import KafkaUnreachable, StreamService
+from kedro_stream.service.loop import StreamService
 from tests.fake_clients import FakeConsumer, FakeProducer, FakeSession, stream_config
 
 IDLE_TIMEOUT_S = 3.0

@@ -11,7 +11,8 @@ import pytest
 from confluent_kafka import KafkaError, KafkaException
 
 from kedro_stream.config import KafkaConfig
-from kedro_stream.service.loop import StreamService, StreamStopped
+from kedro_stream.service.giving_up import StreamStopped
+from kedro_stream.service.loop import StreamService
 from tests.fake_clients import (
     FakeConsumer,
     FakeProducer,

@@ -12,9 +12,9 @@ from kedro_stream.config import Format
 from kedro_stream.metrics import StreamMetrics
 from kedro_stream.serde import EncodeError, build_codec
 from kedro_stream.service.batch import Batch
+from kedro_stream.service.dead_letters import DeadLetters, Stage
 from kedro_stream.service.decode import Decoder
 from kedro_stream.service.encode import Encoder, PublishedOutput
-from kedro_stream.service.messages import DeadLetters, Stage
 from kedro_stream.service.progress import CommitLedger
 from kedro_stream.service.rebalance import Assignment
 from kedro_stream.service.retry import Backoff

@@ -1,10 +1,16 @@
-"""A stream's state across assignments: which stores are open, what a batch reads and writes.
+"""A stream's per-key state across batches and assignments: which stores are open, what a batch
+reads and writes.
 
-Per batch (see ``service/loop.py``): :meth:`StreamState.read` gives the namespace the rows of the
-batch's keys (one multi-get per store); :meth:`StreamState.changes` checks the updates and turns
-them into changelog records, published with the batch's outputs; :meth:`StreamState.apply`
-writes them to the stores once the batch is committed, never before: a store holds committed
-state only, and a crash before it is written is caught up from the changelog.
+Per batch (the protocol of ``service/loop.py``): :meth:`StateKeeper.read` gives the namespace the
+rows of the batch's keys (one multi-get per store); :meth:`StateKeeper.changes` checks the
+updates and turns them into changelog records, published with the batch's outputs;
+:meth:`StateKeeper.apply` writes them to the stores once the batch is committed, never before: a
+store holds committed state only, and a crash before it is written is caught up from the
+changelog. On assignment the new partitions' stores are opened and caught up (restored); on
+revocation they are released.
+
+A stateless stream gets :class:`NoState`, which has the same methods and does nothing, so the
+loop takes every stream through the same steps.
 """
 
 from __future__ import annotations
@@ -23,10 +29,10 @@ from confluent_kafka import Consumer, TopicPartition
 
 from kedro_stream.config import StateConfig, StreamConfig
 from kedro_stream.metrics import StreamMetrics
-from kedro_stream.service.decode import Decoded
-from kedro_stream.service.messages import Outgoing
+from kedro_stream.records import Decoded, Outgoing
 from kedro_stream.state.changelog import changelog_record
 from kedro_stream.state.errors import StateError
+from kedro_stream.state.layout import StoreLayout
 from kedro_stream.state.restore import restore
 from kedro_stream.state.rows import changes_of, rows_frame
 from kedro_stream.state.store import Entry, PartitionStore
@@ -48,7 +54,9 @@ class StateChanges:
     key_delta: dict[tuple[str, int], int] = field(default_factory=lambda: defaultdict(int))
 
 
-class StreamState:
+class StateKeeper:
+    """The states of one stateful stream, one store per state and assigned input partition."""
+
     def __init__(
         self,
         stream: StreamConfig,
@@ -58,13 +66,12 @@ class StreamState:
         restore_consumer: Callable[[], Consumer],
     ) -> None:
         self._states: Mapping[str, StateConfig] = stream.state
-        self.key = next(iter(self._states.values())).key  # one for all: stream.yml checks it
+        # One for all: stream.yml checks it. The decoder checks it is each record's message key.
+        assert stream.state_key is not None, "a stateless stream keeps NoState"
+        self.key: str = stream.state_key
         self._topic = stream.input.topics[0]
-        root = (
-            stream.state_dir if stream.state_dir.is_absolute() else project_path / stream.state_dir
-        )
-        self._root = root / stream.group_id
-        _check_writable(self._root)
+        self._layout = StoreLayout.of(stream, project_path)
+        _check_writable(self._layout.root)
         self._metrics = metrics
         self._group = stream.group_id
         self._restore_consumer_factory = restore_consumer
@@ -79,10 +86,12 @@ class StreamState:
 
     @property
     def changelogs(self) -> list[str]:
+        """The changelog topics to ensure at start, one per state."""
         return [spec.changelog_topic for spec in self._states.values()]
 
     @property
     def input_topic(self) -> str:
+        """The topic whose partitions the stores follow (and the changelogs' partition count)."""
         return self._topic
 
     def on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
@@ -136,7 +145,10 @@ class StreamState:
                 self._metrics.state_keys.remove(self._group, name, self._topic, str(tp.partition))
 
     def read(self, good: list[Decoded]) -> dict[str, pd.DataFrame]:
-        """Each state input dataset: the rows of the batch's keys, one multi-get per store."""
+        """Each state input dataset: the rows of the batch's keys, one multi-get per store
+        (nothing without records: there is no run)."""
+        if not good:
+            return {}
         by_partition = _keys_by_partition(good, self.key)
         inputs: dict[str, pd.DataFrame] = {}
         for name, spec in self._states.items():
@@ -153,14 +165,14 @@ class StreamState:
         return inputs
 
     def changes(
-        self,
-        outputs: Mapping[str, Any],
-        good: list[Decoded],
-        next_offsets: Mapping[tuple[str, int], int],
-        owned: set[tuple[str, int]],
+        self, outputs: Mapping[str, Any], good: list[Decoded], offsets: list[TopicPartition]
     ) -> StateChanges:
-        """The run's updates as changelog records and store entries; partitions this member no
-        longer owns get neither (their new owner processes the records again)."""
+        """The run's updates as changelog records and store entries, for the partitions the
+        batch commits (``offsets``): a partition this member no longer owns gets neither, its
+        new owner processes the records again. Nothing without a run."""
+        if not outputs:
+            return StateChanges()
+        next_offsets = {(tp.topic, tp.partition): tp.offset for tp in offsets}
         partition_of = {str(record[self.key]): message.partition() for message, record in good}
         changes = StateChanges()
         for name, spec in self._states.items():
@@ -172,9 +184,9 @@ class StreamState:
                 batch_keys=set(partition_of),
             ):
                 partition = partition_of[change.key]
-                if (self._topic, partition) not in owned:
+                as_of = next_offsets.get((self._topic, partition))
+                if as_of is None:  # not committed by this batch
                     continue
-                as_of = next_offsets[(self._topic, partition)]
                 changes.records.append(
                     changelog_record(spec.changelog_topic, partition, change, as_of)
                 )
@@ -259,7 +271,7 @@ class StreamState:
         offsets beyond the committed one (the offsets were moved back: ``kedro stream reset``
         on another machine). Such a store would add old rows to the state; it is deleted and
         rebuilt from the changelog."""
-        path = self._root / name / f"{self._topic}-{partition}"
+        path = self._layout.store(name, partition)
         store = PartitionStore(path)
         checkpoint = store.changelog_offset
         if checkpoint is not None and committed is None:
@@ -327,3 +339,45 @@ def _check_writable(root: Path) -> None:
         probe.unlink()
     except OSError as exc:
         raise StateError(f"state_dir {root} cannot be written: {exc.strerror or exc}") from None
+
+
+class NoState:
+    """The state of a stateless stream: no rows to read, nothing to change, nothing to restore.
+    It answers as :class:`StateKeeper` does, so the loop never asks whether there is state."""
+
+    key: str | None = None
+    changelogs: list[str] = []  # noqa: RUF012 - never changed: there is none
+    restoring = False
+
+    def read(self, good: list[Decoded]) -> dict[str, pd.DataFrame]:
+        """No state inputs."""
+        return {}
+
+    def changes(
+        self, outputs: Mapping[str, Any], good: list[Decoded], offsets: list[TopicPartition]
+    ) -> StateChanges:
+        """No changelog records, no store entries."""
+        return StateChanges()
+
+    def apply(self, changes: StateChanges, committed: list[TopicPartition]) -> None:
+        """Nothing to write."""
+
+    def row(self, name: str, key: str) -> bytes | None:
+        """No state ``name``: /state answers 404."""
+        return None
+
+    def on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        """No store to open."""
+
+    def on_revoke(self, partitions: list[TopicPartition]) -> None:
+        """No store to release."""
+
+    def on_lost(self, partitions: list[TopicPartition]) -> None:
+        """No store to release."""
+
+    def close(self) -> None:
+        """Nothing open."""
+
+
+#: What the loop keeps state with: a stateful stream's keeper, or the stateless stand-in.
+State = StateKeeper | NoState

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kedro_stream.service.isolate import isolate
+from kedro_stream.service.bisection import bisect_failures
 
 
 class Poisoned(ValueError):
@@ -41,7 +41,7 @@ def bound(n: int, k: int) -> int:
 
 def test_one_poison_record_among_1000_costs_at_most_2_log2_n_runs() -> None:
     items, poison = list(range(1000)), {617}
-    found = isolate(items, runner(poison), batch_error(poison))
+    found = bisect_failures(items, runner(poison), batch_error(poison))
 
     assert [item for item, _ in found.poison] == [617]
     assert str(found.poison[0][1]) == "item 617"
@@ -52,7 +52,7 @@ def test_one_poison_record_among_1000_costs_at_most_2_log2_n_runs() -> None:
 
 def test_five_poison_records_are_each_dead_lettered_with_their_own_error() -> None:
     items, poison = list(range(1000)), {3, 250, 251, 700, 999}
-    found = isolate(items, runner(poison), batch_error(poison))
+    found = bisect_failures(items, runner(poison), batch_error(poison))
 
     assert [(item, str(error)) for item, error in found.poison] == [
         (p, f"item {p}") for p in sorted(poison)
@@ -64,7 +64,7 @@ def test_five_poison_records_are_each_dead_lettered_with_their_own_error() -> No
 
 def test_a_batch_whose_every_record_fails_costs_2n_minus_2_runs() -> None:
     items = list(range(16))
-    found = isolate(items, runner(set(items)), batch_error(set(items)))
+    found = bisect_failures(items, runner(set(items)), batch_error(set(items)))
 
     assert [item for item, _ in found.poison] == items
     assert found.good == []
@@ -74,7 +74,7 @@ def test_a_batch_whose_every_record_fails_costs_2n_minus_2_runs() -> None:
 def test_a_batch_failing_only_together_has_no_poison_record() -> None:
     """Both halves pass: no record fails on its own (the loop then runs the batch once more
     and, if it fails again, gives it up whole)."""
-    found = isolate(list(range(10)), runner(set()), batch_error(set()))
+    found = bisect_failures(list(range(10)), runner(set()), batch_error(set()))
 
     assert found.poison == []
     assert found.good == list(range(10))
@@ -84,20 +84,20 @@ def test_a_batch_failing_only_together_has_no_poison_record() -> None:
 def test_a_single_record_that_failed_is_poison_without_another_run() -> None:
     seen: list[Sequence[int]] = []
     error = Poisoned("item 7")
-    found = isolate([7], runner({7}, seen), error)
+    found = bisect_failures([7], runner({7}, seen), error)
 
     assert found.poison == [(7, error)]
     assert (found.runs, seen) == (0, [])
 
 
 def test_nothing_to_isolate() -> None:
-    found = isolate([], runner(set()), Poisoned("none"))
+    found = bisect_failures([], runner(set()), Poisoned("none"))
     assert (found.good, found.poison, found.runs) == ([], [], 0)
 
 
 def test_the_failed_batch_itself_is_never_run_again() -> None:
     seen: list[Sequence[int]] = []
-    isolate(list(range(64)), runner({5}, seen), batch_error({5}))
+    bisect_failures(list(range(64)), runner({5}, seen), batch_error({5}))
     assert len(seen) == 2 * 6
     assert all(len(subset) < 64 for subset in seen)
 
@@ -107,7 +107,7 @@ def test_an_interrupt_is_not_taken_for_a_poison_record() -> None:
         raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        isolate([1, 2], run, Poisoned("item 1"))
+        bisect_failures([1, 2], run, Poisoned("item 1"))
 
 
 @settings(max_examples=200, deadline=None)
@@ -121,7 +121,7 @@ def test_exactly_the_poison_records_are_found_within_the_bound(
 ) -> None:
     n, poison = case
     items = list(range(n))
-    found = isolate(items, runner(poison), batch_error(poison))
+    found = bisect_failures(items, runner(poison), batch_error(poison))
 
     assert [item for item, _ in found.poison] == sorted(poison)
     assert found.good == [i for i in items if i not in poison]

@@ -1,4 +1,4 @@
-"""Outgoing messages, and dead-letter copies of incoming ones.
+"""Dead letters: copies of incoming messages that could not be processed, and where each failed.
 
 A dead-letter record keeps the original key, value and headers byte for byte and adds
 ``kedro-stream.*`` headers that say why and where it came from, so it can be replayed.
@@ -8,14 +8,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import Enum
-from typing import NamedTuple
 
 from confluent_kafka import Message
 
 from kedro_stream.errors import first_line
+from kedro_stream.records import HEADER_PREFIX, Outgoing
+from kedro_stream.serde import EncodeError
+from kedro_stream.state.errors import StateUpdateError
 
-Headers = list[tuple[str, bytes]]
-HEADER_PREFIX = "kedro-stream."
 _MAX_REASON_CHARS = 1000
 
 
@@ -28,15 +28,13 @@ class Stage(str, Enum):
     STATE = "state"  # its batch's state updates do not replace its keys' rows
 
 
-class Outgoing(NamedTuple):
-    """A tuple: one is built per output record, and a frozen dataclass costs three times as
-    much to build."""
-
-    topic: str
-    value: bytes | None
-    key: bytes | None = None
-    headers: Headers | None = None
-    partition: int | None = None  # None: the producer's partitioner picks one from the key
+def stage_of(error: BaseException) -> Stage:
+    """The stage a batch (or a record alone) failed at, for its dead letters."""
+    if isinstance(error, EncodeError):
+        return Stage.ENCODE
+    if isinstance(error, StateUpdateError):
+        return Stage.STATE
+    return Stage.PIPELINE
 
 
 @dataclass(frozen=True)

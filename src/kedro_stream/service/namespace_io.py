@@ -1,5 +1,7 @@
-"""What one stream reads and writes, checked against its compiled namespace before the first
-batch: a misnamed dataset in stream.yml fails at start, naming the valid ones."""
+"""A stream's inputs and outputs as ``stream.yml`` maps them onto its compiled namespace: which
+dataset it injects, which outputs it publishes, which are state. Checked before the first batch
+(and by ``kedro stream compile``): a misnamed dataset in stream.yml fails at start, naming the
+valid ones."""
 
 from __future__ import annotations
 
@@ -97,6 +99,7 @@ def state_specs(stream: StreamConfig) -> list[NamespaceSpec]:
 
 
 def unpublished_warning(unpublished: list[str], stream: StreamConfig) -> str:
+    """The warning for outputs computed and dropped on every batch, with the two ways out."""
     return (
         f"Namespace {stream.namespace!r} outputs {unpublished}, which stream.yml does not "
         "publish: they are computed and dropped on every batch. Publish them under outputs:, "

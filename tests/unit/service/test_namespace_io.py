@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from kedro_stream.errors import KedroStreamError
-from kedro_stream.service.wiring import (
+from kedro_stream.service.namespace_io import (
     check_published,
     input_dataset,
     unpublished_outputs,

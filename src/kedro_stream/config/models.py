@@ -1,21 +1,18 @@
-"""``stream.yml``: pydantic models, loading through Kedro's config loader, CLI overrides.
+"""``stream.yml`` as pydantic models: what a valid file is, checked when it is read.
 
 A bad file fails at start, naming the key and the allowed values; unknown keys are refused
 rather than ignored (a typo in ``max_batch_size`` must not silently keep the default).
-Secrets (from ``credentials.yml``) are held as ``SecretStr`` and never rendered.
+Secrets are referenced from ``credentials.yml`` (:mod:`kedro_stream.config.credentials`).
 """
 
 from __future__ import annotations
 
-import os
 import re
-from collections.abc import Mapping
 from enum import Enum
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from kedro.config import AbstractConfigLoader, MissingConfigException
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -24,30 +21,14 @@ from pydantic import (
     PositiveInt,
     PrivateAttr,
     SecretStr,
-    ValidationError,
     field_validator,
     model_validator,
 )
 
-from kedro_stream.errors import KedroStreamError, choices
+from kedro_stream.config.credentials import refuse_inline_secrets
 
-STREAM_PATTERNS = ["stream*", "stream*/**", "**/stream*"]
 #: Where a client connects when neither stream.yml nor a flag says otherwise.
 DEFAULT_BOOTSTRAP_SERVERS = "localhost:9092"
-# librdkafka properties whose values are secrets: kept as SecretStr, shown as "**********".
-SECRET_KEYS = frozenset(
-    {
-        "sasl.password",
-        "sasl.oauthbearer.client.secret",
-        "ssl.key.password",
-        "ssl.keystore.password",
-        "ssl.key.pem",
-        "ssl_key",
-        "basic.auth.user.info",
-        "bearer.auth.client.secret",
-        "bearer.auth.token",
-    }
-)
 _STATE_NAME = re.compile(r"[A-Za-z0-9_.-]+")
 # Without a timeout the registry client waits forever on a registry that does not answer.
 REGISTRY_TIMEOUT_S = 10
@@ -55,14 +36,6 @@ NO_REGISTRY = (
     "format avro-confluent needs kafka.schema_registry in stream.yml: its url, and "
     "credentials (a key of credentials.yml) when the registry wants a login"
 )
-
-
-class ConfigError(KedroStreamError):
-    """``stream.yml`` (with CLI overrides) does not describe a runnable stream."""
-
-
-class NoStreamFile(ConfigError):
-    """The environment has no ``stream.yml``: only the Python API can be used."""
 
 
 class Guarantee(str, Enum):
@@ -90,16 +63,6 @@ class OnFailure(str, Enum):
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, use_enum_values=False)
-
-
-def _refuse_inline_secrets(value: dict[str, Any], credentials_key: str) -> dict[str, Any]:
-    inline = sorted(SECRET_KEYS & value.keys())
-    if inline:
-        raise ValueError(
-            f"secret properties {inline} belong in conf/local/credentials.yml, referenced "
-            f"by {credentials_key}"
-        )
-    return value
 
 
 class SchemaRegistryConfig(_Strict):
@@ -136,7 +99,7 @@ class SchemaRegistryConfig(_Strict):
     def _no_inline_secrets(cls, value: dict[str, Any]) -> dict[str, Any]:
         if "url" in value:
             raise ValueError("set the registry address as kafka.schema_registry.url")
-        return _refuse_inline_secrets(value, "kafka.schema_registry.credentials")
+        return refuse_inline_secrets(value, "kafka.schema_registry.credentials")
 
 
 class KafkaConfig(_Strict):
@@ -162,7 +125,7 @@ class KafkaConfig(_Strict):
     @field_validator("client", "consumer", "producer")
     @classmethod
     def _no_inline_secrets(cls, value: dict[str, Any]) -> dict[str, Any]:
-        return _refuse_inline_secrets(value, "kafka.credentials")
+        return refuse_inline_secrets(value, "kafka.credentials")
 
 
 class InputConfig(_Strict):
@@ -307,6 +270,12 @@ class StreamConfig(_Strict):
         """Every format the stream reads or writes."""
         return {self.input.format, *(spec.format for spec in self.outputs.values())}
 
+    @property
+    def state_key(self) -> str | None:
+        """The one key of the stream's states (validated above), which is also the message key
+        of its input records; ``None`` for a stateless stream."""
+        return next(iter(self.state.values())).key if self.state else None
+
 
 class StateQueriesConfig(_Strict):
     """``GET /state/<name>/<key>`` on the metrics port. State is business data and the port is
@@ -319,7 +288,8 @@ class StateQueriesConfig(_Strict):
 
     @property
     def token(self) -> SecretStr | None:
-        """The bearer token; set by :func:`parse_stream_file` when the endpoint is on."""
+        """The bearer token; set by :func:`~kedro_stream.config.loading.parse_stream_file` when
+        the endpoint is on."""
         return self._token
 
     @model_validator(mode="after")
@@ -346,6 +316,15 @@ class StreamFile(_Strict):
     metrics: MetricsConfig = Field(default_factory=MetricsConfig)
     streams: dict[str, StreamConfig] = Field(default_factory=dict)
 
+    def readers(self, topic: str, *, stateful: bool = False) -> dict[str, StreamConfig]:
+        """The streams that read ``topic``, by name; with ``stateful``, only those that keep
+        state (whose records must be keyed by their state key)."""
+        return {
+            name: stream
+            for name, stream in self.streams.items()
+            if topic in stream.input.topics and (bool(stream.state) or not stateful)
+        }
+
     @model_validator(mode="after")
     def _confluent_needs_registry(self) -> StreamFile:
         if self.kafka.schema_registry is None:
@@ -355,169 +334,7 @@ class StreamFile(_Strict):
         return self
 
 
-def _describe(error: ValidationError) -> str:
-    lines = []
-    for item in error.errors():
-        where = ".".join(str(p) for p in item["loc"]) or "(top level)"
-        lines.append(f"{where}: {item['msg']}")
-    return "; ".join(lines)
-
-
-def parse_stream_file(raw: Mapping[str, Any], credentials: Mapping[str, Any]) -> StreamFile:
-    """Validate ``stream.yml`` and attach the credentials it references."""
-    try:
-        parsed = StreamFile.model_validate(raw)
-    except ValidationError as exc:
-        raise ConfigError(f"stream.yml is invalid: {_describe(exc)}") from None
-    if parsed.kafka.credentials is not None:
-        parsed.kafka._secrets = _secrets(credentials, parsed.kafka.credentials, "kafka.credentials")
-    registry = parsed.kafka.schema_registry
-    if registry is not None and registry.credentials is not None:
-        registry._secrets = _secrets(
-            credentials, registry.credentials, "kafka.schema_registry.credentials"
-        )
-    queries = parsed.metrics.state_queries
-    if queries.enabled and queries.credentials is not None:
-        queries._token = _token(credentials, queries.credentials)
-    return parsed
-
-
-def _secrets(credentials: Mapping[str, Any], name: str, key: str) -> dict[str, SecretStr]:
-    if name not in credentials:
-        raise ConfigError(f"stream.yml {key} is {name!r}, which credentials.yml does not define")
-    return {k: SecretStr(str(v)) for k, v in credentials[name].items()}
-
-
-def _token(credentials: Mapping[str, Any], name: str) -> SecretStr:
-    key = "metrics.state_queries.credentials"
-    token = _secrets(credentials, name, key).get("token")
-    if token is None or not token.get_secret_value():
-        raise ConfigError(
-            f"stream.yml {key} is {name!r}, whose entry in credentials.yml has no token"
-        )
-    return token
-
-
-def check_environment(conf_source: Path, env: str | None) -> None:
-    """Kedro reads a missing environment folder as a missing file; name the real problem."""
-    env = env or os.environ.get("KEDRO_ENV")
-    if not env or not conf_source.is_dir() or (conf_source / env).is_dir():
-        return
-    found = [p.name for p in conf_source.iterdir() if p.is_dir()]
-    raise ConfigError(
-        f"Environment {env!r} has no folder {conf_source.name}/{env}: create it (it may stay "
-        f"empty: base still applies) or choose another --env; environments: {choices(found)}"
-    )
-
-
-def read_stream_file(project_path: Path, env: str | None) -> StreamFile:
-    """``stream.yml`` of ``env``, read through the project's own config loader."""
-    # Imported here: importing kedro.framework configures logging, which a module that only
-    # validates configuration must not do to its importer.
-    from kedro.framework.project import settings
-    from kedro.framework.startup import bootstrap_project
-
-    bootstrap_project(project_path)
-    check_environment(project_path / settings.CONF_SOURCE, env)
-    loader = settings.CONFIG_LOADER_CLASS(
-        conf_source=str(project_path / settings.CONF_SOURCE),
-        env=env,
-        **settings.CONFIG_LOADER_ARGS,
-    )
-    return load_stream_file(loader)
-
-
-def load_stream_file(config_loader: AbstractConfigLoader) -> StreamFile:
-    """Read ``stream*.yml`` of the run environment through the project's config loader."""
-    patterns = getattr(config_loader, "config_patterns", None)
-    if isinstance(patterns, dict):
-        patterns.setdefault("stream", STREAM_PATTERNS)
-    try:
-        raw = config_loader["stream"]
-    except (KeyError, MissingConfigException):
-        raise NoStreamFile(
-            "No stream.yml found: add conf/base/stream.yml (see the README, "
-            '"Add kedro-stream to your project")'
-        ) from None
-    try:
-        credentials = config_loader["credentials"]
-    except (KeyError, MissingConfigException):
-        credentials = {}
-    return parse_stream_file(raw or {}, credentials or {})
-
-
-def command_stream_file(
-    project_path: Path | None, env: str | None, bootstrap_servers: str | None
-) -> StreamFile:
-    """The configuration of a command beside ``consume`` (``produce``, ``lag``, ``reset``): the
-    environment's ``stream.yml``, whose ``kafka`` section (address, ``client`` properties,
-    credentials) reaches their clients as it reaches ``consume``'s. Outside a project, or in one
-    without ``stream.yml``, an empty file: the defaults. ``bootstrap_servers`` (the flag or
-    ``KAFKA_BOOTSTRAP_SERVERS``) overrides the address either way."""
-    try:
-        file = StreamFile() if project_path is None else read_stream_file(project_path, env)
-    except NoStreamFile:
-        file = StreamFile()
-    if not bootstrap_servers:
-        return file
-    kafka = file.kafka.model_copy(update={"bootstrap_servers": bootstrap_servers})
-    return file.model_copy(update={"kafka": kafka})
-
-
-def select_stream(file: StreamFile, *, topic: str | None, namespace: str | None) -> StreamConfig:
-    """The stream that reads ``topic`` (and runs ``namespace`` when both are given)."""
-    candidates = [
-        (name, s)
-        for name, s in file.streams.items()
-        if (topic is None or topic in s.input.topics)
-        and (namespace is None or s.namespace == namespace)
-    ]
-    if len(candidates) == 1:
-        return candidates[0][1]
-    described = (
-        ", ".join(
-            f"{n} (topics {s.input.topics}, namespace {s.namespace!r})"
-            for n, s in file.streams.items()
-        )
-        or "none"
-    )
-    if not candidates:
-        wanted = " and ".join(
-            part
-            for part in (
-                f"reads topic {topic!r}" if topic is not None else "",
-                f"runs namespace {namespace!r}" if namespace is not None else "",
-            )
-            if part
-        )
-        raise ConfigError(f"No stream in stream.yml {wanted}; streams: {described}.")
-    raise ConfigError(
-        f"Several streams read topic {topic!r}; name the namespace with --namespace. "
-        f"Streams: {described}."
-    )
-
-
 def default_changelog_topic(group_id: str, state: str) -> str:
+    """A state's changelog topic when ``stream.yml`` names none: per group, so that two
+    deployments of one stream (two ``--group-id``) never share state."""
     return f"{group_id}-{state}-changelog"
-
-
-def apply_overrides(stream: StreamConfig, overrides: Mapping[str, Any]) -> StreamConfig:
-    """Apply CLI flags (``None`` means not given) and validate the result again."""
-    data = stream.model_dump(by_alias=True)
-    for name, spec in data["state"].items():
-        # A default changelog follows the group: another --group-id is another deployment,
-        # whose state must not mix with this one's.
-        if spec["changelog_topic"] == default_changelog_topic(stream.group_id, name):
-            spec["changelog_topic"] = ""
-    for key, value in overrides.items():
-        if value is None:
-            continue
-        target = data
-        *parents, leaf = key.split(".")
-        for parent in parents:
-            target = target[parent]
-        target[leaf] = value
-    try:
-        return StreamConfig.model_validate(data)
-    except ValidationError as exc:
-        raise ConfigError(f"Invalid option: {_describe(exc)}") from None
