@@ -83,7 +83,7 @@ def stream_project(project_after_kedro_run: Path, tmp_path: Path) -> Path:
     return copy_project(project_after_kedro_run, tmp_path / "project", with_data=True)
 
 
-MINI_PROJECT = Path(__file__).parent / "session" / "mini_project"
+MINI_PROJECT = Path(__file__).parent / "mini_project"
 
 
 @pytest.fixture

@@ -125,6 +125,7 @@ class FakeProducer:
         value: bytes,
         key: bytes | None = None,
         *,
+        partition: int | None = None,
         headers: list[tuple[str, bytes]] | None = None,
     ) -> None:
         self.produced.append((topic, value, key))

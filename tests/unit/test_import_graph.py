@@ -1,4 +1,10 @@
-"""The package's import graph, read statically: no cycles, and serde stays below the rest.
+"""The package's import graph, read statically: rooms layered without cycles, and no module cycle.
+
+A room is a subpackage of ``kedro_stream`` (``service``, ``state``, ...) or a top-level module
+(``errors``, ``records``, ...); the package itself (its ``__init__``, the Python API) is the room
+``kedro_stream``. Rooms sit in layers (:data:`LAYERS`, as the README's "What is here" draws
+them): a room imports only rooms of lower layers, never one beside it or above it, so the rooms
+cannot form a cycle and a reader knows where a change belongs.
 
 Every import counts, function-level ones included (a lazy import only postpones a cycle); those
 under ``if TYPE_CHECKING:`` never run, so they count for layering but not for cycles. Importing
@@ -9,6 +15,7 @@ packages above what it imports, except on the packages it is itself part of.
 from __future__ import annotations
 
 import ast
+import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from itertools import pairwise
@@ -18,8 +25,19 @@ import pytest
 
 PACKAGE = "kedro_stream"
 SRC = Path(__file__).resolve().parents[2] / "src"
-LAYERED = "kedro_stream.serde"  # must not reach:
-FORBIDDEN = ("kedro", "kedro_stream.config", "kedro_stream.service")
+#: Bottom to top. A room may import the rooms of lower layers only.
+LAYERS: tuple[tuple[str, ...], ...] = (
+    ("errors", "records", "version"),  # the floor: what every room may say
+    ("serde", "config", "telemetry"),  # bytes ↔ records; stream.yml; Kedro's telemetry hooks
+    ("kafka", "devbroker", "process_setup"),  # clients; the development broker; a command's process
+    ("metrics",),  # Prometheus registry, lag, HTTP endpoints
+    ("session", "state"),  # a compiled namespace (Kedro only); per-key state
+    ("service", "datasets"),  # the loop and its collaborators; state's dataset for `kedro run`
+    ("ops", "testing"),  # operations on a stopped group; the broker fixture for tests
+    ("cli", "__main__", PACKAGE),  # commands, and the Python API
+)
+#: Kept out of the whole of serde: it turns bytes into records and nothing else.
+SERDE_FORBIDDEN = ("kedro", "kedro_stream.config", "kedro_stream.service")
 
 
 @dataclass(frozen=True)
@@ -229,6 +247,66 @@ def layering_violations(
     return sorted(set(found))
 
 
+def room_of(module: str, package: str = PACKAGE) -> str:
+    """The room a module of ``package`` belongs to."""
+    parts = module.split(".")
+    return package if len(parts) == 1 else parts[1]
+
+
+def room_graph(graph: dict[str, list[Import]]) -> dict[str, dict[str, str]]:
+    """Room → the rooms it imports, each with one import that shows it (type-only included:
+    a type is a dependency too)."""
+    rooms: dict[str, dict[str, str]] = {}
+    for module, imports in sorted(graph.items()):
+        here = room_of(module)
+        rooms.setdefault(here, {})
+        for found in imports:
+            if found.target not in graph:
+                continue
+            there = room_of(found.target)
+            if there != here:
+                rooms[here].setdefault(there, f"{module} -> {found.target} (line {found.line})")
+    return rooms
+
+
+def layer_violations(
+    rooms: dict[str, dict[str, str]], layers: tuple[tuple[str, ...], ...]
+) -> list[str]:
+    """Each import of a room at its own layer or above, and each room no layer places."""
+    layer = {room: i for i, names in enumerate(layers) for room in names}
+    found = [
+        f"room {room!r} is in no layer: place it in LAYERS" for room in rooms if room not in layer
+    ]
+    for room, imported in sorted(rooms.items()):
+        for other, shown in sorted(imported.items()):
+            if room in layer and other in layer and layer[other] >= layer[room]:
+                found.append(f"{room} imports {other}, which is not below it: {shown}")
+    return found
+
+
+def room_cycles(rooms: dict[str, dict[str, str]]) -> list[str]:
+    """The cycles between rooms, one shortest through each room that is part of one."""
+    edges: dict[str, dict[str, Import]] = {
+        room: {other: Import(other, 0, shown, False) for other, shown in imported.items()}
+        for room, imported in rooms.items()
+    }
+    for imported in list(edges.values()):
+        for other in imported:
+            edges.setdefault(other, {})
+    cycles: dict[frozenset[tuple[str, str]], str] = {}
+    for component in _components(edges):
+        members = set(component)
+        for room in component:
+            path = min(
+                (_shortest_path(edges, child, room) for child in edges[room] if child in members),
+                key=len,
+            )
+            path = [room, *path]
+            # The same cycle found from each of its rooms: keyed by its edges.
+            cycles.setdefault(frozenset(pairwise(path)), " -> ".join(path))
+    return sorted(cycles.values())
+
+
 GRAPH = import_graph(SRC, PACKAGE)
 
 
@@ -237,9 +315,20 @@ def test_the_package_has_no_import_cycle() -> None:
     assert not cycles, "import cycles:\n" + "\n".join(cycles)
 
 
+def test_each_room_imports_only_rooms_below_it() -> None:
+    violations = layer_violations(room_graph(GRAPH), LAYERS)
+    assert not violations, "rooms out of their layers:\n" + "\n".join(violations)
+
+
+def test_no_cycle_between_rooms() -> None:
+    cycles = room_cycles(room_graph(GRAPH))
+    assert not cycles, "cycles between rooms:\n" + "\n".join(cycles)
+
+
 def test_serde_reaches_neither_kedro_nor_the_config_nor_the_service() -> None:
-    violations = layering_violations(GRAPH, LAYERED, FORBIDDEN)
-    assert not violations, f"{LAYERED} must not import {FORBIDDEN}:\n" + "\n".join(violations)
+    layer = f"{PACKAGE}.serde"
+    violations = layering_violations(GRAPH, layer, SERDE_FORBIDDEN)
+    assert not violations, f"{layer} must not import {SERDE_FORBIDDEN}:\n" + "\n".join(violations)
 
 
 def test_the_graph_is_read_as_python_runs_it() -> None:
@@ -280,3 +369,43 @@ def test_a_planted_cycle_and_a_planted_dependency_are_found(planted: Path) -> No
     assert layering_violations(graph, "pkg.b", ("pkg.c", "kedro")) == [
         "pkg.b -> pkg.a -> pkg.c (line 4)"
     ]
+
+
+def _planted_copy(tmp_path: Path, module: str, line: str) -> dict[str, list[Import]]:
+    """The real package's graph with ``line`` added to ``module`` (a path under the package)."""
+    copy = tmp_path / "src"
+    shutil.copytree(SRC / PACKAGE, copy / PACKAGE)
+    target = copy / PACKAGE / module
+    target.write_text(target.read_text() + line + "\n")
+    return import_graph(copy, PACKAGE)
+
+
+def test_a_planted_state_to_service_import_breaks_the_layers(tmp_path: Path) -> None:
+    graph = _planted_copy(
+        tmp_path, "state/keeper.py", "from kedro_stream.service.loop import StreamService"
+    )
+    rooms = room_graph(graph)
+    assert any(v.startswith("state imports service,") for v in layer_violations(rooms, LAYERS))
+    assert room_cycles(rooms) == ["service -> state -> service"]
+
+
+def test_a_planted_session_to_state_import_breaks_the_layers(tmp_path: Path) -> None:
+    """Rooms of one layer do not import each other either."""
+    graph = _planted_copy(tmp_path, "session/compiler.py", "import kedro_stream.state.rows")
+    violations = layer_violations(room_graph(graph), LAYERS)
+    assert any(v.startswith("session imports state,") for v in violations)
+
+
+def test_a_planted_cycle_between_rooms_is_found(tmp_path: Path) -> None:
+    """kafka imports serde (the file producer encodes records): serde importing kafka, even in
+    a function, closes a cycle."""
+    graph = _planted_copy(
+        tmp_path, "serde/base.py", "def lazy():\n    import kedro_stream.kafka.errors"
+    )
+    assert room_cycles(room_graph(graph)) == ["kafka -> serde -> kafka"]
+    assert import_cycles(graph) == []  # no module cycle: only the rooms' layers tell
+
+
+def test_a_room_in_no_layer_is_named() -> None:
+    rooms = {"errors": {}, "newroom": {"errors": "newroom -> errors (line 1)"}}
+    assert layer_violations(rooms, LAYERS) == ["room 'newroom' is in no layer: place it in LAYERS"]

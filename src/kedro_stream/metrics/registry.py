@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from kedro import __version__ as kedro_version
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 
-from kedro_stream import __version__
+from kedro_stream.version import __version__
 
 _BATCH_BUCKETS = (1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000)
 _SECONDS_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
