@@ -278,7 +278,7 @@ class StateKeeper:
             stale = "nothing committed"
         elif checkpoint is not None and checkpoint > self._changelog_end(spec, partition):
             stale = "its checkpoint is beyond the changelog's end"
-        elif committed is not None and _newest_as_of(store) > committed:
+        elif committed is not None and store.newest_as_of() > committed:
             stale = f"it has rows beyond the committed offset {committed}: offsets moved back"
         else:
             return store
@@ -315,12 +315,6 @@ class StateKeeper:
         if self._restore_consumer is None:
             self._restore_consumer = self._restore_consumer_factory()
         return self._restore_consumer
-
-
-def _newest_as_of(store: PartitionStore) -> int:
-    """The highest input offset the store's rows account for (-1: no row); reads the store."""
-    keys = [key for key, _ in store.items()]
-    return max((as_of for as_of, _ in store.get(keys).values()), default=-1)
 
 
 def _keys_by_partition(good: list[Decoded], key: str) -> dict[int, list[str]]:

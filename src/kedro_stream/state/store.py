@@ -117,9 +117,22 @@ class PartitionStore:
         except Exception as exc:  # a full disk, a store closed under us
             raise StateError(f"cannot write the state store {self.path}: {exc}") from None
 
+    def newest_as_of(self) -> int:
+        """The highest input offset any entry accounts for, removals included (-1: none): a
+        store holding an entry beyond the group's committed offset is from before the offsets
+        were moved back. Reads the whole store."""
+        newest = -1
+        for raw, packed in self._db.items(from_key=_ROW):
+            if not raw.startswith(_ROW):
+                break
+            (as_of,) = _AS_OF.unpack_from(packed)
+            newest = max(newest, as_of)
+        return newest
+
     def count(self) -> int:
         """Keys with a row (tombstones not counted); reads the whole store."""
         return sum(1 for _ in self.items())
 
     def close(self) -> None:
+        """Close the database (releases its lock: another process may open it)."""
         self._db.close()

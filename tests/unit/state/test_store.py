@@ -26,6 +26,13 @@ def test_rows_tombstones_and_the_changelog_offset_survive_a_reopen(tmp_path: Pat
     assert again.count() == 1
 
 
+def test_the_newest_as_of_counts_removals_too(tmp_path: Path) -> None:
+    store = PartitionStore(tmp_path / "p")
+    assert store.newest_as_of() == -1
+    store.apply([("a", 3, b'{"n":1}'), ("b", 9, None)], changelog_offset=40)
+    assert store.newest_as_of() == 9  # the removal's; the checkpoint is not an input offset
+
+
 def test_a_multi_get_of_many_keys(tmp_path: Path) -> None:
     store = PartitionStore(tmp_path / "p")
     keys = [f"k{i}" for i in range(25_000)]  # more than one query's worth
