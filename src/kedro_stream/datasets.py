@@ -49,11 +49,13 @@ class StateDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
         self.metadata = metadata
 
     def load(self) -> pd.DataFrame:
+        """The snapshot's rows, or an empty table with ``columns``."""
         if self._filepath is not None and self._filepath.exists():
             return pd.read_json(self._filepath, lines=True, dtype=False, precise_float=True)
         return pd.DataFrame(columns=self._columns)
 
     def save(self, data: pd.DataFrame) -> None:
+        """Write the rows as a JSON Lines snapshot, encoded as the state store encodes them."""
         if self._filepath is None:
             raise DatasetError(
                 "StateDataset without a filepath has nowhere to save state rows: set filepath "

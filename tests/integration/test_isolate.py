@@ -119,7 +119,7 @@ def test_only_the_poison_records_are_dead_lettered_and_the_state_is_the_good_rec
     good = payments(stream_project, GOOD)
     stream, poison = poisoned(good, poison_count)
     produce_payments(bootstrap, names["input"], stream)
-    caplog.set_level(logging.WARNING, logger="kedro_stream.service.loop")
+    caplog.set_level(logging.WARNING, logger="kedro_stream.service.isolation")
 
     progress = run_stream(
         stream_project, names, bootstrap, max_messages=len(stream), idle_timeout_s=30

@@ -39,11 +39,16 @@ NO_REGISTRY = (
 
 
 class Guarantee(str, Enum):
+    """What a committed batch promises: outputs at least once, or exactly once (Kafka
+    transactions: outputs and offsets committed together)."""
+
     AT_LEAST_ONCE = "at-least-once"
     EXACTLY_ONCE = "exactly-once"
 
 
 class Format(str, Enum):
+    """How a topic's message values are written; each maps to a codec in ``serde``."""
+
     JSON = "json"
     AVRO = "avro"  # schemaless Avro body against a local .avsc
     AVRO_CONFLUENT = "avro-confluent"  # magic byte 0, schema id, Avro body; schema registry
@@ -103,6 +108,9 @@ class SchemaRegistryConfig(_Strict):
 
 
 class KafkaConfig(_Strict):
+    """How every client reaches the cluster: its address, librdkafka properties for all
+    clients or one role, and the credentials.yml entry holding the secrets."""
+
     bootstrap_servers: str = DEFAULT_BOOTSTRAP_SERVERS
     client: dict[str, str | int | float | bool] = Field(default_factory=dict)
     consumer: dict[str, str | int | float | bool] = Field(default_factory=dict)
@@ -129,6 +137,8 @@ class KafkaConfig(_Strict):
 
 
 class InputConfig(_Strict):
+    """What the stream reads, and what the namespace receives it as (the injected dataset)."""
+
     topics: list[str] = Field(min_length=1)
     dataset: str
     format: Format = Format.JSON
@@ -138,6 +148,8 @@ class InputConfig(_Strict):
 
 
 class OutputConfig(_Strict):
+    """Where one output dataset of the namespace is published, and how it is written."""
+
     topic: str
     format: Format = Format.JSON
     schema_path: Path | None = Field(default=None, alias="schema")
@@ -146,11 +158,16 @@ class OutputConfig(_Strict):
 
 
 class BatchConfig(_Strict):
+    """How big a micro-batch may grow, and how long an idle consumer waits to fill one."""
+
     max_size: PositiveInt = 1000
     max_wait_ms: PositiveInt = 500  # waited only when no record is at hand
 
 
 class RetryConfig(_Strict):
+    """How often a failing batch is run again, with exponential backoff, before
+    ``on_failure`` applies."""
+
     attempts: PositiveInt = 3  # runs of a failing batch before on_failure applies
     backoff_ms: PositiveInt = 200
     backoff_max_ms: PositiveInt = 10_000
@@ -303,6 +320,8 @@ class StateQueriesConfig(_Strict):
 
 
 class MetricsConfig(_Strict):
+    """The HTTP endpoint of metrics and probes, and how often lag is read."""
+
     port: int | None = Field(default=None, ge=0, le=65535)  # /metrics, /healthz, /readyz
     host: str = Field(default="0.0.0.0", min_length=1)  # every interface: scraped from outside
     lag_interval_s: PositiveFloat = 5.0  # how often consumer lag is read from the broker

@@ -59,6 +59,7 @@ class ControlServer(ThreadingHTTPServer):
         self.cluster = cluster
 
     def call(self, method: str, args: dict[str, Any]) -> Any:
+        """Run one fault method on the cluster: only those :data:`FAULT_METHODS` declares."""
         if method not in FAULT_METHODS:
             raise LookupError(f"unknown method {method!r}")
         return getattr(self.cluster, method)(**args)

@@ -39,6 +39,7 @@ class Forwarder:
         self._thread = threading.Thread(target=self._accept_loop, daemon=True)
 
     def start(self) -> Forwarder:
+        """Start relaying connections, on a daemon thread."""
         self._thread.start()
         return self
 

@@ -173,6 +173,7 @@ class EmbeddedBroker:
 
     @property
     def pid(self) -> int:
+        """The broker process's id, for tests that signal or kill it."""
         return self._process.pid
 
     @classmethod

@@ -74,6 +74,7 @@ class ClientLog:
         self._last_failure: str | None = None
 
     def log(self, level: int, msg: str, *args: object) -> None:
+        """confluent-kafka's logger interface: one librdkafka line, said once or counted."""
         if len(args) != 3:  # not librdkafka's shape: pass it on as it is
             self._out.log(level, msg, *args)
             return

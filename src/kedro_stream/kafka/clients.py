@@ -76,6 +76,8 @@ def for_group_protocol(kafka: KafkaConfig, config: dict[str, Any]) -> dict[str, 
 
 
 def consumer_config(kafka: KafkaConfig, stream: StreamConfig) -> dict[str, Any]:
+    """The service's group member: manual commits only, cooperative-sticky by default,
+    read_committed under exactly-once."""
     config = {
         **_CONSUMER_DEFAULTS,
         **kafka.client_properties("consumer"),
@@ -114,6 +116,8 @@ def transactional_id(stream: StreamConfig) -> str:
 
 
 def producer_config(kafka: KafkaConfig, stream: StreamConfig) -> dict[str, Any]:
+    """The service's producer: idempotent, acks=all, reporting failed deliveries only;
+    transactional (with a stable id) under exactly-once."""
     config = {
         **_PRODUCER_DEFAULTS,
         **kafka.client_properties("producer"),
@@ -126,6 +130,7 @@ def producer_config(kafka: KafkaConfig, stream: StreamConfig) -> dict[str, Any]:
 
 
 def admin_config(kafka: KafkaConfig) -> dict[str, Any]:
+    """The admin client that makes changelog topics at start."""
     return {**kafka.client_properties("admin"), "logger": CLIENT_LOG}
 
 
@@ -144,10 +149,13 @@ def make_consumer(kafka: KafkaConfig, stream: StreamConfig) -> Consumer:
 
 
 def make_restore_consumer(kafka: KafkaConfig, stream: StreamConfig) -> Consumer:
+    """The consumer that reads changelogs back into state stores (see
+    :func:`restore_consumer_config`)."""
     return Consumer(restore_consumer_config(kafka, stream))
 
 
 def make_admin(kafka: KafkaConfig) -> AdminClient:
+    """An admin client from :func:`admin_config`."""
     return AdminClient(admin_config(kafka))
 
 

@@ -52,6 +52,7 @@ def _config(kafka: KafkaConfig, role: str, **settings: Any) -> dict[str, Any]:
 
 
 def producer_config(kafka: KafkaConfig) -> dict[str, Any]:
+    """``kedro stream produce``'s producer: deliveries wait a bounded time."""
     return _config(
         kafka, "producer", **{"linger.ms": 5, "message.timeout.ms": int(DELIVERY_TIMEOUT_S * 1000)}
     )
@@ -77,18 +78,22 @@ def member_session_ms(kafka: KafkaConfig) -> int:
 
 
 def admin_config(kafka: KafkaConfig) -> dict[str, Any]:
+    """A command's admin client (``lag`` lists group offsets, ``reset`` deletes changelogs)."""
     return _config(kafka, "admin")
 
 
 def command_producer(kafka: KafkaConfig) -> Producer:
+    """A producer from :func:`producer_config`."""
     return Producer(producer_config(kafka))
 
 
 def offsets_consumer(kafka: KafkaConfig, group: str) -> Consumer:
+    """A consumer from :func:`offsets_consumer_config`."""
     return Consumer(offsets_consumer_config(kafka, group))
 
 
 def command_admin(kafka: KafkaConfig) -> AdminClient:
+    """An admin client from :func:`admin_config`."""
     return AdminClient(admin_config(kafka))
 
 

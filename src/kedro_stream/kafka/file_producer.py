@@ -31,6 +31,8 @@ class BadRecord(KedroStreamError):
 
 @dataclass
 class ProduceReport:
+    """What ``kedro stream produce`` did, for its last line and its exit status."""
+
     sent: int = 0
     delivered: int = 0
     failed: int = 0

@@ -42,6 +42,9 @@ class _Reply(NamedTuple):
 
 
 class MetricsServer:
+    """``/metrics``, ``/healthz``, ``/readyz`` (and ``/state`` when enabled) on one port, served
+    from a daemon thread so that a scrape never waits for the loop."""
+
     def __init__(
         self,
         registry: CollectorRegistry,
@@ -88,12 +91,15 @@ class MetricsServer:
 
     @property
     def port(self) -> int:
+        """The port served (the one picked when asked for port 0)."""
         return self._server.server_address[1]
 
     def start(self) -> None:
+        """Serve, on a daemon thread."""
         self._thread.start()
 
     def stop(self) -> None:
+        """Stop serving and free the port."""
         self._server.shutdown()
         self._server.server_close()
 

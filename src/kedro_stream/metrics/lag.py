@@ -32,6 +32,8 @@ GROUP_LAG_TIMEOUT_S = 10.0
 
 @dataclass(frozen=True)
 class PartitionLag:
+    """One row of ``kedro stream lag``."""
+
     topic: str
     partition: int
     committed: int
@@ -84,6 +86,9 @@ def group_lag(
 
 
 class LagRefresher:
+    """Keeps the lag gauges of this member's partitions current, from a thread of its own: a
+    broker that answers slowly must not slow the loop."""
+
     def __init__(
         self,
         config: dict[str, Any],
@@ -106,9 +111,12 @@ class LagRefresher:
         self._known: set[tuple[str, int]] = set()
 
     def start(self) -> None:
+        """Refresh every ``interval_s`` until :meth:`stop`."""
         self._thread.start()
 
     def refresh(self) -> None:
+        """Read the committed offsets and watermarks of the owned partitions once, and drop the
+        gauges of partitions no longer owned."""
         owned = self._assignment()
         self._metrics.forget_partitions(self._known - owned)
         self._known = owned
@@ -139,6 +147,7 @@ class LagRefresher:
             self._stop.wait(self._interval_s)
 
     def stop(self) -> None:
+        """Stop refreshing and close the client."""
         self._stop.set()
         if self._thread.is_alive():
             # a refresh in flight makes up to three requests of timeout_s each

@@ -20,6 +20,8 @@ _SECONDS_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 
 
 
 class StreamMetrics:
+    """Every metric of one stream service, in a registry of its own."""
+
     def __init__(self, *, group: str, namespace: str | None, guarantee: str) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         self.group = group
@@ -177,4 +179,5 @@ class StreamMetrics:
                     pass
 
     def committed_now(self) -> None:
+        """A batch was committed: the time the no-commit alert watches."""
         self.last_commit.labels(self.group).set(time.time())

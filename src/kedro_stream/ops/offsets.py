@@ -14,6 +14,8 @@ from enum import Enum
 
 
 class Mode(str, Enum):
+    """The kinds of target a reset moves offsets to (one per ``--to-*`` flag)."""
+
     EARLIEST = "earliest"
     LATEST = "latest"
     OFFSET = "offset"
@@ -31,6 +33,7 @@ class Target:
     when: datetime | None = None
 
     def describe(self) -> str:
+        """The target in words, for the reset table's title."""
         return {
             Mode.EARLIEST: "earliest",
             Mode.LATEST: "latest",
@@ -53,10 +56,12 @@ class Move:
 
     @property
     def lag_before(self) -> int:
+        """Records left to process at the committed offset (all retained ones without one)."""
         return max(self.high - (self.low if self.current is None else self.current), 0)
 
     @property
     def lag_after(self) -> int:
+        """Records left to process at the new offset."""
         return max(self.high - self.new, 0)
 
 
@@ -75,6 +80,7 @@ def parse_time(text: str) -> datetime:
 
 
 def clamp(offset: int, low: int, high: int) -> int:
+    """``offset`` within the records the partition still holds."""
     return min(max(offset, low), high)
 
 

@@ -96,6 +96,8 @@ class StatePlan:
 
 @dataclass(frozen=True)
 class ResetPlan:
+    """What a reset moves (or moved, with ``--execute``), for the table the command prints."""
+
     group: str
     topic: str
     target: Target

@@ -32,6 +32,7 @@ class AvroCodec:
         self.fields = record_fields(schema)
 
     def decode(self, value: bytes | None) -> dict[str, Any]:
+        """One record; :class:`DecodeError` for anything that is not exactly one such record."""
         if value is None:
             raise DecodeError("empty message (null value)")
         buffer = io.BytesIO(value)
@@ -48,6 +49,7 @@ class AvroCodec:
         return record
 
     def encode(self, record: Mapping[str, Any]) -> bytes:
+        """The record's schemaless Avro body; :class:`EncodeError` if the schema refuses it."""
         buffer = io.BytesIO()
         try:
             fastavro.schemaless_writer(buffer, self.schema, dict(record))

@@ -64,6 +64,8 @@ class ConfluentAvroCodec:
         )
 
     def decode(self, value: bytes | None) -> dict[str, Any]:
+        """One record, read with its writer schema from the registry (fetched once per id);
+        :class:`RegistryUnavailable` when the registry does not answer (not the record's fault)."""
         if value is None:
             raise DecodeError("empty message (null value)")
         try:
@@ -81,6 +83,7 @@ class ConfluentAvroCodec:
         return record
 
     def encode(self, record: Mapping[str, Any]) -> bytes:
+        """Magic byte, schema id, Avro body; the schema registered once if ``auto_register``."""
         if self._serializer is None:
             raise EncodeError("format avro-confluent needs a schema to write with")
         try:

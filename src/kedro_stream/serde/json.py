@@ -59,6 +59,7 @@ class JsonCodec:
         self._quick = quick_check(schema) if schema is not None else None
 
     def decode(self, value: bytes | None) -> dict[str, Any]:
+        """One JSON object; with a schema, checked against it."""
         if value is None:
             raise DecodeError("empty message (null value)")
         try:
@@ -68,6 +69,8 @@ class JsonCodec:
         return check_record(record, self.schema, self._quick)
 
     def encode(self, record: Mapping[str, Any]) -> bytes:
+        """The record as JSON (orjson, numpy and pandas values included); with a schema,
+        checked against it first."""
         try:
             return orjson.dumps(record, default=_json_default, option=_ORJSON_OPTIONS)
         except (TypeError, orjson.JSONEncodeError) as exc:

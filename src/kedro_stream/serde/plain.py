@@ -15,6 +15,7 @@ class StringCodec:
     fields = ("value",)
 
     def decode(self, value: bytes | None) -> dict[str, Any]:
+        """The value as text, under the field ``value``."""
         if value is None:
             raise DecodeError("empty message (null value)")
         try:
@@ -23,6 +24,7 @@ class StringCodec:
             raise DecodeError(f"not UTF-8: {headline(exc)}") from None
 
     def encode(self, record: Mapping[str, Any]) -> bytes:
+        """The record's ``value`` field as UTF-8."""
         return str(_value(record, "string")).encode()
 
 
@@ -32,9 +34,11 @@ class BytesCodec:
     fields = ("value",)
 
     def decode(self, value: bytes | None) -> dict[str, Any]:
+        """The value as it is, under the field ``value``."""
         return {"value": value}
 
     def encode(self, record: Mapping[str, Any]) -> bytes:
+        """The record's ``value`` field, as it is."""
         value = _value(record, "bytes")
         if not isinstance(value, bytes | bytearray):
             raise EncodeError(f"bytes format needs bytes in 'value', got {type(value).__name__}")

@@ -1,9 +1,8 @@
-"""The stream service: the loop that runs one micro-batch at a time through the commit protocol.
+"""The stream service: the loop that takes one micro-batch at a time through the commit protocol.
 
-``loop.py`` reads top to bottom as the protocol; each stage has its own module:
-``batch.py`` (collect), ``decode.py``, ``encode.py``, ``messages.py`` (outgoing messages and
-dead letters), ``commit.py`` (at-least-once and exactly-once), ``rebalance.py`` (owned and
-revoked partitions), ``keepalive.py`` (long runs stay in the group), ``retry.py`` (backoff),
-``progress.py`` (what a commit counts). ``wiring.py`` and ``codecs.py`` check and translate
-stream.yml once at start; ``app.py`` builds a running service from a project.
+``loop.py`` reads top to bottom as the protocol, one line a step (decode, read state, run, encode
+outputs, encode state, publish, commit, apply state); each step's work is a module of its own,
+and so are the failure paths beside it (``isolation.py``, ``giving_up.py``), start-up
+(``startup.py``) and the idle stop (``idle.py``). ``parts.py`` builds what the steps use, once,
+from stream.yml and the compiled namespace; ``app.py`` builds a running service from a project.
 """

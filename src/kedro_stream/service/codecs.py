@@ -17,6 +17,8 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class StreamCodecs:
+    """The input's codec and one per published output: built once, at start."""
+
     input: Codec
     outputs: dict[str, Codec]  # by output dataset name, in the order of stream.outputs
 

@@ -137,6 +137,7 @@ class DeliveryFailures:
             self.failed.append(error)
 
     def clear(self) -> None:
+        """Forget the failures of the batch before."""
         self.failed = []
 
 

@@ -19,6 +19,9 @@ from kedro_stream.service.dead_letters import DeadLetters, Stage
 
 @dataclass(frozen=True)
 class DecodedBatch:
+    """A batch's records, split into those that decoded and the dead letters of those that
+    did not."""
+
     good: list[Decoded]  # each record beside the message it came from
     dead: list[Outgoing]  # dead-letter copies of the messages that did not decode
 
@@ -29,6 +32,8 @@ class KeyMismatch(DecodeError):
 
 
 class Decoder:
+    """Step 1 of a batch: the input's codec over every message, bad values set aside."""
+
     def __init__(
         self,
         codec: Codec,

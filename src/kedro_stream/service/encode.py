@@ -32,6 +32,8 @@ class PublishedOutput:
 
 
 class Encoder:
+    """Step 4 of a batch: the published outputs' codecs over the run's output datasets."""
+
     def __init__(self, outputs: Iterable[PublishedOutput], *, with_metadata: bool) -> None:
         self.outputs = list(outputs)
         self._with_metadata = with_metadata  # only then can a record name its source

@@ -32,6 +32,8 @@ class RunTimeout(KedroStreamError):
 
 
 class KeepAlive:
+    """Runs the namespace (or waits out a backoff) while the consumer stays in its group."""
+
     def __init__(
         self,
         consumer: Consumer,

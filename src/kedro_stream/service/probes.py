@@ -22,10 +22,14 @@ class Probed(Protocol):
     """What the probes read of a running service."""
 
     @property
-    def restoring(self) -> bool: ...
+    def restoring(self) -> bool:
+        """A state store is being caught up."""
+        ...
 
     @property
-    def owned(self) -> set[tuple[str, int]]: ...
+    def owned(self) -> set[tuple[str, int]]:
+        """The partitions this member owns."""
+        ...
 
     last_activity: float
     batch_started: float | None

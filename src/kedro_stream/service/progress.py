@@ -14,6 +14,8 @@ from kedro_stream.service.dead_letters import Stage
 
 @dataclass
 class Progress:
+    """What has been committed since the start: ``consume``'s last line."""
+
     batches: int = 0
     records: int = 0
     dead_lettered: int = 0

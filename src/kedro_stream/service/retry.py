@@ -9,6 +9,8 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class Backoff:
+    """Exponential backoff: ``first_s``, doubled after each wait, at most ``max_s``."""
+
     first_s: float
     max_s: float
 

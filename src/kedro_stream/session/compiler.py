@@ -93,6 +93,7 @@ class CompiledNamespace:
 
     @property
     def templates(self) -> tuple[Template, ...]:
+        """Every templated dataset of the namespace, loaded or saved per run."""
         return (*self.template_inputs, *self.template_saves.values())
 
 

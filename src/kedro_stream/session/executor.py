@@ -45,6 +45,7 @@ class RunOutputs(dict[str, Any]):
         return isinstance(key, str) and dict.__contains__(self, short_name(key, self.namespace))
 
     def get(self, key: str, default: Any = None) -> Any:  # type: ignore[override]
+        """As ``dict.get``, accepting full names as keys too."""
         return self[key] if key in self else default
 
 

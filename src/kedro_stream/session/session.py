@@ -52,6 +52,7 @@ class StreamSession:
 
     @property
     def namespaces(self) -> list[str | None]:
+        """The namespaces compiled at boot (``None``: the nodes without one)."""
         return list(self._compiled)
 
     @property
@@ -60,6 +61,7 @@ class StreamSession:
         return self._catalog
 
     def compiled(self, namespace: str | None) -> CompiledNamespace:
+        """One namespace as compiled at boot; :class:`UnknownNamespaceError` names the others."""
         try:
             return self._compiled[namespace]
         except KeyError:
@@ -69,6 +71,7 @@ class StreamSession:
             ) from None
 
     def report(self, namespace: str | None) -> tuple[DatasetEntry, ...]:
+        """How each dataset of ``namespace`` was compiled: its role and why."""
         return self.compiled(namespace).report
 
     def run(

@@ -73,6 +73,7 @@ class Template:
 
     @property
     def names(self) -> frozenset[str]:
+        """Every ``itertime_params`` name the entry uses."""
         return self.required | self.optional
 
     def render(self, values: Mapping[str, Any]) -> AbstractDataset:

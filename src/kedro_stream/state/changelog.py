@@ -20,6 +20,8 @@ AS_OF = HEADER_PREFIX + "state.as_of"
 
 
 def changelog_record(topic: str, partition: int, change: Change, as_of: int) -> Outgoing:
+    """The changelog record of one key's change, in the changelog partition of its input
+    partition, tagged with the input offset it accounts for."""
     return Outgoing(
         topic,
         change.value,

@@ -29,6 +29,8 @@ RESTORE_STALL_S = 60.0
 
 @dataclass(frozen=True)
 class Restored:
+    """What one restore read and applied, for its log line and metrics."""
+
     records: int  # changelog records read
     applied: int  # rows written to the stores
     skipped: int  # rows beyond the committed offset, or older than the store's

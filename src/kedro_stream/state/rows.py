@@ -19,6 +19,7 @@ _JSON = JsonCodec(None)
 
 
 def encode_row(row: Mapping[str, Any]) -> bytes:
+    """A row as it is kept in the store and the changelog: JSON whose floats keep every bit."""
     return _JSON.encode(row)
 
 

@@ -18,6 +18,7 @@ from kedro_stream.testing.brokers import BrokerHandle, BrokerKind
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    """Register the ``unsupported_broker`` marker, so ``--strict-markers`` knows it."""
     config.addinivalue_line(
         "markers",
         "unsupported_broker(kind, reason): skip the test when the session's broker is of this "

@@ -1,0 +1,94 @@
+"""The loop's parts built on their own from stream.yml and a (fake) compiled namespace: what a
+stateless stream gets, which outputs it warns of, and a stream.yml that does not fit its
+namespace refused before the first batch."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from kedro_stream.config import KafkaConfig
+from kedro_stream.errors import KedroStreamError
+from kedro_stream.metrics import StreamMetrics
+from kedro_stream.service import parts
+from kedro_stream.service.batch import Batch
+from kedro_stream.service.parts import LoopParts, build_parts
+from kedro_stream.state.keeper import NoState
+from tests.fake_clients import FakeMessage, FakeSession, stream_config
+
+
+class Immediate:
+    """A keep-alive that runs each call at once."""
+
+    def call(self, fn: Any, timeout_s: float | None = None) -> Any:
+        return fn()
+
+
+def built(tmp_path: Path, **config: Any) -> LoopParts:
+    return build_parts(
+        FakeSession(),  # type: ignore[arg-type]
+        stream_config(**config),
+        KafkaConfig(),
+        project_path=tmp_path,
+        metrics=StreamMetrics(group="g", namespace="ns", guarantee="at-least-once"),
+    )
+
+
+def test_a_stateless_stream_has_no_state_and_decodes_whatever_its_message_key(
+    tmp_path: Path,
+) -> None:
+    """Only a stateful stream's record must carry its message key as its state key."""
+    loop = built(tmp_path)
+
+    assert isinstance(loop.state, NoState)
+    keyed = FakeMessage("in", 0, 0, b'{"n": 1}', _key=b"someone")
+    decoded = loop.decoder.decode(Batch([keyed]))  # type: ignore[list-item]
+    assert [record for _, record in decoded.good] == [{"n": 1}]
+    assert decoded.dead == []
+
+
+def test_the_parts_read_the_stream_s_input_and_publish_its_outputs(tmp_path: Path) -> None:
+    loop = built(tmp_path)
+    message = FakeMessage("in", 0, 0, b'{"n": 1}')
+    decoded = loop.decoder.decode(Batch([message]))  # type: ignore[list-item]
+
+    datasets = loop.runner.run(decoded.good, {}, Immediate())  # type: ignore[arg-type]
+    [out] = loop.encoder.encode(datasets, decoded.good)
+
+    assert (out.topic, out.value) == ("out", b'{"n":1}')
+    assert loop.dead_letters.topic == "in.dlq"
+
+
+def test_an_output_neither_published_nor_ignored_is_warned_of(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.WARNING, logger=parts.__name__):
+        built(tmp_path, outputs={})
+
+    [warning] = caplog.records
+    assert warning.getMessage().startswith(
+        "Namespace 'ns' outputs ['out'], which stream.yml does not publish"
+    )
+
+
+def test_an_ignored_output_is_not_warned_of(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.WARNING, logger=parts.__name__):
+        built(tmp_path, outputs={}, ignore_outputs=["out"])
+
+    assert caplog.records == []
+
+
+def test_an_input_the_namespace_does_not_take_is_refused_naming_its_inputs(
+    tmp_path: Path,
+) -> None:
+    with pytest.raises(
+        KedroStreamError,
+        match=r"stream.yml feeds dataset 'events', which is not an input of namespace 'ns'; "
+        r"inputs: \['batch'\]",
+    ):
+        built(tmp_path, input={"topics": ["in"], "dataset": "events"})

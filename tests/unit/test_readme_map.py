@@ -1,0 +1,45 @@
+"""The README's "What is here" matches the tree: every room and module of the package is named
+there, every path it names exists, and its layers are the ones the import-graph test holds."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from tests.unit.test_import_graph import LAYERS, PACKAGE
+
+REPO = Path(__file__).resolve().parents[2]
+SRC = REPO / "src" / PACKAGE
+
+
+def what_is_here() -> str:
+    readme = (REPO / "README.md").read_text()
+    start = readme.index("## What is here\n")
+    return readme[start : readme.index("\n## ", start + 1)]
+
+
+def test_every_module_is_named() -> None:
+    section = what_is_here()
+    missing = []
+    for path in sorted(SRC.rglob("*.py")):
+        if path.name == "__init__.py":
+            continue
+        name = path.name if path.parent == SRC else path.stem
+        if f"`{name}`" not in section and f"`{path.name}`" not in section:
+            missing.append(str(path.relative_to(REPO)))
+    assert not missing, f"not in the README's What is here: {missing}"
+
+
+def test_every_path_named_exists() -> None:
+    named = re.findall(r"`((?:src|tests|bench|deploy|conf|schemas)/[^`]*)`", what_is_here())
+    missing = [path for path in named if "<" not in path and not (REPO / path).exists()]
+    assert named and not missing, f"named in the README but not in the tree: {missing}"
+
+
+def test_the_layers_are_the_import_graph_test_s() -> None:
+    section = what_is_here()
+    table = section[section.index("| layer | rooms |") :].split("\n\n", 1)[0]
+    rows = [line.split("|")[2] for line in table.splitlines()[2:]]
+    named = [set(re.findall(r"`(\w+)(?:/|\.py)`", cell)) for cell in rows]
+    named[-1].add(PACKAGE)  # "the Python API": the package itself
+    assert named == [set(layer) for layer in LAYERS]
