@@ -291,15 +291,9 @@ def missing_tests(mutants: Iterable[Mutant], tree: Path = REPO) -> list[str]:
     one parametrized since, whose bare id matches no outcome)."""
     named = {test: mutant.name for mutant in mutants for test in mutant.tests}
     files = sorted({test.split("::", 1)[0] for test in named})
-    listed = subprocess.run(
-        [*PYTEST, "--collect-only", *[f for f in files if (tree / f).is_file()]],
-        cwd=tree,
-        env=_test_env(tree),
-        capture_output=True,
-        text=True,
-        timeout=COLLECT_BUDGET_S,
-        check=False,
-    ).stdout
+    listed = _pytest(
+        tree, ["--collect-only", *[f for f in files if (tree / f).is_file()]], COLLECT_BUDGET_S
+    )
     collected = {line.strip() for line in listed.splitlines() if "::" in line}
     return [f"{name}: {test}" for test, name in named.items() if test not in collected]
 
@@ -325,27 +319,28 @@ def run_tests(tree: Path, tests: tuple[str, ...], label: str) -> dict[str, str]:
     report = tree / f"report-{time.monotonic_ns()}.xml"
     started = time.monotonic()
     print(f"  {label}: {len(tests)} tests ...", end="", flush=True)
-    subprocess.run(
-        [*PYTEST, f"--junitxml={report}", *tests],
-        cwd=tree,
-        env=_test_env(tree),
-        capture_output=True,
-        text=True,
-        timeout=RUN_BUDGET_S,
-        check=False,
-    )
+    _pytest(tree, [f"--junitxml={report}", *tests], RUN_BUDGET_S)
     outcomes = parse_report(report) if report.exists() else {}
     print(f" {time.monotonic() - started:.0f} s", flush=True)
     return {test: outcomes.get(test, "not run") for test in tests}
 
 
-def _test_env(tree: Path) -> dict[str, str]:
-    """The environment of a pytest run on ``tree``: its own sources first."""
-    return {
+def _pytest(tree: Path, args: list[str], timeout_s: float) -> str:
+    """pytest on ``tree``, its own sources first; what it printed."""
+    env = {
         **os.environ,
         "PYTHONPATH": os.pathsep.join([str(tree / "src"), str(tree)]),
         "KEDRO_DISABLE_TELEMETRY": "1",
     }
+    return subprocess.run(
+        [*PYTEST, *args],
+        cwd=tree,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
+        check=False,
+    ).stdout
 
 
 def parse_report(report: Path) -> dict[str, str]:

@@ -33,11 +33,12 @@ except ImportError:  # Python 3.10: Kedro depends on tomli there
 import click
 import pytest
 import yaml
-from prometheus_client import Counter, Gauge, Histogram, generate_latest
+from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from kedro_stream.cli import commands
 from kedro_stream.metrics.registry import StreamMetrics
+from tests.metrics_helpers import populate
 
 REPO = Path(__file__).resolve().parents[2]
 PROMETHEUS_DIR = REPO / "deploy" / "prometheus"
@@ -143,26 +144,11 @@ def analyse(expr: str, exported: dict[str, Series]) -> Usage:
     return Usage(frozenset(metrics), tuple(problems))
 
 
-def _populate(metrics: StreamMetrics) -> None:
-    """One observation on every labelled child, so that every series is in the scrape."""
-    for metric in vars(metrics).values():
-        if not isinstance(metric, Counter | Gauge | Histogram):
-            continue
-        names = metric._labelnames  # prometheus_client has no public accessor
-        child = metric.labels(*(f"{name}-value" for name in names)) if names else metric
-        if isinstance(child, Counter):
-            child.inc()
-        elif isinstance(child, Gauge):
-            child.set(1)
-        else:
-            child.observe(0.1)
-
-
 @pytest.fixture(scope="module")
 def exported() -> dict[str, Series]:
     """Sample name -> labels and type, scraped from the service's own metrics registry."""
     metrics = StreamMetrics(group="g", namespace="scoring", guarantee="at-least-once")
-    _populate(metrics)
+    populate(metrics)
     series: dict[str, Series] = {"up": Series(frozenset(), "gauge")}  # Prometheus' own
     for family in text_string_to_metric_families(generate_latest(metrics.registry).decode()):
         for sample in family.samples:

@@ -6,19 +6,8 @@ import pytest
 
 from kedro_stream.config import (
     ConfigError,
-    parse_stream_file,
 )
-
-STREAM = {
-    "namespace": "scoring",
-    "group_id": "g",
-    "input": {"topics": ["payments"], "dataset": "payments"},
-    "outputs": {"scores": {"topic": "scores"}},
-}
-
-
-def parse(raw: dict, credentials: dict | None = None):
-    return parse_stream_file(raw, credentials or {})
+from tests.unit.config.sample import parse
 
 
 def test_credentials_are_attached_but_never_rendered() -> None:

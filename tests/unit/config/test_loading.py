@@ -9,19 +9,7 @@ import pytest
 from kedro_stream.config import (
     ConfigError,
     check_environment,
-    parse_stream_file,
 )
-
-STREAM = {
-    "namespace": "scoring",
-    "group_id": "g",
-    "input": {"topics": ["payments"], "dataset": "payments"},
-    "outputs": {"scores": {"topic": "scores"}},
-}
-
-
-def parse(raw: dict, credentials: dict | None = None):
-    return parse_stream_file(raw, credentials or {})
 
 
 def test_an_environment_without_its_folder_is_named(tmp_path: Path) -> None:

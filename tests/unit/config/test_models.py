@@ -8,19 +8,8 @@ from kedro_stream.config import (
     ConfigError,
     Guarantee,
     OnFailure,
-    parse_stream_file,
 )
-
-STREAM = {
-    "namespace": "scoring",
-    "group_id": "g",
-    "input": {"topics": ["payments"], "dataset": "payments"},
-    "outputs": {"scores": {"topic": "scores"}},
-}
-
-
-def parse(raw: dict, credentials: dict | None = None):
-    return parse_stream_file(raw, credentials or {})
+from tests.unit.config.sample import STREAM, parse
 
 
 def test_defaults_are_safe() -> None:

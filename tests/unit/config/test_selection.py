@@ -8,20 +8,9 @@ from kedro_stream.config import (
     ConfigError,
     Guarantee,
     apply_overrides,
-    parse_stream_file,
     select_stream,
 )
-
-STREAM = {
-    "namespace": "scoring",
-    "group_id": "g",
-    "input": {"topics": ["payments"], "dataset": "payments"},
-    "outputs": {"scores": {"topic": "scores"}},
-}
-
-
-def parse(raw: dict, credentials: dict | None = None):
-    return parse_stream_file(raw, credentials or {})
+from tests.unit.config.sample import STREAM, parse
 
 
 def test_select_stream_by_topic_and_namespace() -> None:

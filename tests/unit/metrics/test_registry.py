@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import time
 
-from prometheus_client import Counter, Gauge, Histogram
 from prometheus_client.samples import Sample
 
 from kedro_stream.metrics import StreamMetrics
+from tests.metrics_helpers import populate
 
 LABELS = {"group", "topic", "partition", "namespace", "stage", "state"}
 #: Units that are not Prometheus' base units (seconds, bytes, ratios).
@@ -42,21 +42,6 @@ PARTITION_GAUGES = (
 
 def metrics(group: str = "g") -> StreamMetrics:
     return StreamMetrics(group=group, namespace="ns", guarantee="at-least-once")
-
-
-def populate(m: StreamMetrics) -> None:
-    """One observation on every labelled metric, so that each one has a series to scrape."""
-    for metric in vars(m).values():
-        if not isinstance(metric, Counter | Gauge | Histogram):
-            continue
-        names = metric._labelnames  # prometheus_client has no public accessor
-        child = metric.labels(*(f"{name}-value" for name in names)) if names else metric
-        if isinstance(child, Counter):
-            child.inc()
-        elif isinstance(child, Gauge):
-            child.set(1)
-        else:
-            child.observe(0.1)
 
 
 def scrape(m: StreamMetrics) -> dict[str, tuple[str, list[Sample]]]:

@@ -398,9 +398,8 @@ def test_a_row_is_answered_for_owned_partitions_only(
     assert keeper.row("counts", "a") == row("a", 1)
 
 
-def test_a_revoked_store_is_checkpointed_so_its_next_restore_starts_at_the_changelog_end(
-    keeper: StateKeeper, changelogs: Changelogs, metrics: StreamMetrics
-) -> None:
+def one_committed_update(keeper: StateKeeper, changelogs: Changelogs) -> Group:
+    """Partition 0 assigned, then one batch (``a`` counted once) published and committed."""
     group = Group()
     assign(keeper, group, 0)
     good = batch((0, "a"))
@@ -409,6 +408,13 @@ def test_a_revoked_store_is_checkpointed_so_its_next_restore_starts_at_the_chang
     changelogs.publish(changes.records)
     group.committed_at[0] = 1
     keeper.apply(changes, offsets(p0=1))
+    return group
+
+
+def test_a_revoked_store_is_checkpointed_so_its_next_restore_starts_at_the_changelog_end(
+    keeper: StateKeeper, changelogs: Changelogs, metrics: StreamMetrics
+) -> None:
+    group = one_committed_update(keeper, changelogs)
 
     keeper.on_revoke([TopicPartition("in", 0)])
     assert keys_gauge(metrics, 0) is None  # no series for a partition not owned
@@ -420,14 +426,7 @@ def test_a_revoked_store_is_checkpointed_so_its_next_restore_starts_at_the_chang
 
 def test_a_lost_store_is_not_checkpointed(keeper: StateKeeper, changelogs: Changelogs) -> None:
     """The group took the partition away: a new owner may be writing its changelog already."""
-    group = Group()
-    assign(keeper, group, 0)
-    good = batch((0, "a"))
-    keeper.read(good)
-    changes = keeper.changes(updates({"k": "a", "n": 1}), good, offsets(p0=1))
-    changelogs.publish(changes.records)
-    group.committed_at[0] = 1
-    keeper.apply(changes, offsets(p0=1))
+    group = one_committed_update(keeper, changelogs)
 
     keeper.on_lost([TopicPartition("in", 0)])
     assign(keeper, group, 0)
