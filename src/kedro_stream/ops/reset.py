@@ -251,7 +251,7 @@ def _state_plan(
     root: Path | None = None
     stores: list[Path] = []
     if project_path is not None:
-        layout = StoreLayout.of(stream, project_path, group)
+        layout = StoreLayout.of(stream, project_path)  # its group: the one reset
         root, stores = layout.root, layout.existing(stream.state)
     if stream.group_id != file.streams[name].group_id and not (changelogs or stores):
         return None  # a group that never ran the stream: no state of its own

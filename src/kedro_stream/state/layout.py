@@ -22,13 +22,12 @@ class StoreLayout:
     topic: str
 
     @classmethod
-    def of(cls, stream: StreamConfig, project_path: Path, group: str | None = None) -> StoreLayout:
-        """The layout of ``stream`` in the project at ``project_path``, for its own group or
-        for ``group``."""
+    def of(cls, stream: StreamConfig, project_path: Path) -> StoreLayout:
+        """The layout of ``stream`` in the project at ``project_path``, for its group."""
         base = (
             stream.state_dir if stream.state_dir.is_absolute() else project_path / stream.state_dir
         )
-        return cls(base / (group or stream.group_id), stream.input.topics[0])
+        return cls(base / stream.group_id, stream.input.topics[0])
 
     def store(self, state: str, partition: int) -> Path:
         """The store of ``state`` for one input partition."""

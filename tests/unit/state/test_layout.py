@@ -24,8 +24,8 @@ def test_an_absolute_state_dir_is_kept(tmp_path: Path) -> None:
 
 
 def test_another_group_has_a_folder_of_its_own(tmp_path: Path) -> None:
-    stream = stream_config(state=STATE, state_dir="data/state")
-    assert StoreLayout.of(stream, tmp_path, "g-replay").root == tmp_path / "data/state/g-replay"
+    stream = stream_config(state=STATE, state_dir="data/state", group_id="g-replay")
+    assert StoreLayout.of(stream, tmp_path).root == tmp_path / "data/state/g-replay"
 
 
 def test_a_store_is_per_state_and_input_partition(tmp_path: Path) -> None:
