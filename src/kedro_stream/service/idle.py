@@ -23,7 +23,7 @@ class IdleWatch:
     """Follows the loop's turns; says when the stream has been idle too long."""
 
     def __init__(self, timeout_s: float | None, *, since: float) -> None:
-        self._timeout_s = timeout_s
+        self._timeout_s = timeout_s or 0.0  # 0: never idle
         self._since = since
         self._owned: set[tuple[str, int]] = set()
         self.assigned = False  # ever, since the start
@@ -41,12 +41,12 @@ class IdleWatch:
             CLIENT_LOG.reached()
             self._since = now
             return False
-        return bool(self._timeout_s) and now - self._since > (self._timeout_s or 0.0)
+        return self._timeout_s > 0 and now - self._since > self._timeout_s
 
     def stop(self, consumer: Consumer, stream: StreamConfig, kafka: KafkaConfig) -> None:
         """Say why the stream stops, or raise :class:`KafkaUnreachable` if it never heard from
         the cluster."""
-        idle_s = self._timeout_s or 0.0
+        idle_s = self._timeout_s
         if self.assigned:
             logger.info("No record for %.1f s: stopping", idle_s)
             return

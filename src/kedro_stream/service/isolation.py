@@ -24,7 +24,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from confluent_kafka import KafkaException, Message
+from confluent_kafka import KafkaException, Message, TopicPartition
 
 from kedro_stream.config import OnFailure, StreamConfig
 from kedro_stream.errors import headline
@@ -116,9 +116,9 @@ class PoisonSearch:
     ) -> Poison:
         """The records of ``decoded`` that fail on their own, as dead letters with their own
         error and stage."""
-        started = time.monotonic()
+        started, offsets = time.monotonic(), batch.next_offsets()
         found = bisect_failures(
-            decoded.good, lambda part: self._trial(batch, part, keepalive), error
+            decoded.good, lambda part: self._trial(part, offsets, keepalive), error
         )
         self._isolation_runs.inc(found.runs)
         self._isolated.inc(len(found.poison))
@@ -140,13 +140,16 @@ class PoisonSearch:
         )
         return Poison(searched=True, letters=letters, stages=stages)
 
-    def _trial(self, batch: Batch, part: list[Decoded], keepalive: KeepAlive) -> None:
-        """Steps 2 to 5 of the protocol on ``part`` alone: raises where the batch would; what it
-        computes is thrown away. The search is many runs in a row, each perhaps too short for
+    def _trial(
+        self, part: list[Decoded], offsets: list[TopicPartition], keepalive: KeepAlive
+    ) -> None:
+        """Steps 2 to 5 of the protocol on ``part`` alone, as if every partition of the batch
+        (``offsets``) were committed: raises where the batch would; what it computes is thrown
+        away. The search is many runs in a row, each perhaps too short for
         the keep-alive to poll: once as long without a poll as a run that it would poll, one
         paused poll keeps this member in its group and the loop counted alive."""
         if self._unpolled_s() > self._pause_after_s:
             keepalive.sleep(_ONE_POLL_S)
         datasets = self._runner.run(part, self._state.read(part), keepalive)
         self._encoder.encode(datasets, part)
-        self._state.changes(datasets, part, batch.next_offsets())
+        self._state.changes(datasets, part, offsets)
