@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from kedro_stream.config import default_changelog_topic
+from kedro_stream.config import Project, default_changelog_topic
 from kedro_stream.service.app import consume, load_config
 from kedro_stream.service.progress import Progress
 from kedro_stream.testing.brokers import BrokerHandle, create_topic
@@ -112,14 +112,14 @@ def fast_group(project: Path) -> None:
 
 def run_stream(project: Path, names: dict[str, str], bootstrap: str, **limits: Any) -> Progress:
     kafka, stream, _metrics = load_config(
-        project,
+        Project(project),
         env=None,
         topic=names["input"],
         namespace=None,
         overrides={},
         bootstrap_servers=bootstrap,
     )
-    return consume(project, kafka, stream, env=None, **limits)
+    return consume(Project(project), kafka, stream, env=None, **limits)
 
 
 def payments(project: Path, count: int, start: int = 0) -> list[dict[str, Any]]:

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import yaml
 
-from kedro_stream.config import MetricsConfig
+from kedro_stream.config import MetricsConfig, Project
 from kedro_stream.service.app import consume, load_config
 from tests.kafka_helpers import committed, produce, read_topic
 from tests.stream_helpers import GROUP_PROTOCOLS
@@ -30,9 +30,14 @@ def write_stream(project: Path, stream: dict[str, Any], consumer: dict[str, Any]
 
 def run(project: Path, topic: str, bootstrap: str, **limits: Any):
     kafka, stream, _metrics = load_config(
-        project, env=None, topic=topic, namespace=None, overrides={}, bootstrap_servers=bootstrap
+        Project(project),
+        env=None,
+        topic=topic,
+        namespace=None,
+        overrides={},
+        bootstrap_servers=bootstrap,
     )
-    return consume(project, kafka, stream, env=None, **limits)
+    return consume(Project(project), kafka, stream, env=None, **limits)
 
 
 def rows(count: int) -> list[bytes]:

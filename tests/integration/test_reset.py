@@ -20,7 +20,7 @@ import yaml
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
-from kedro_stream.config import command_stream_file
+from kedro_stream.config import Project, command_stream_file
 from kedro_stream.ops.offsets import Mode, Target
 from kedro_stream.ops.reset import GroupActive, ResetError, reset
 from kedro_stream.testing.brokers import create_topic
@@ -68,7 +68,7 @@ def produce_ids(bootstrap: str, topic: str, count: int) -> None:
 
 
 def do_reset(project: Path, bootstrap: str, **options: Any) -> Any:
-    file = command_stream_file(project, None, bootstrap)
+    file = command_stream_file(Project(project), None, bootstrap)
     return reset(file.kafka, file, project, **options)
 
 

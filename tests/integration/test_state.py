@@ -20,6 +20,7 @@ import pytest
 import yaml
 from confluent_kafka import Producer
 
+from kedro_stream.config import Project
 from kedro_stream.service.app import consume, load_config
 from kedro_stream.service.giving_up import StreamStopped
 from kedro_stream.state.changelog import AS_OF
@@ -81,9 +82,14 @@ def write_stream(project: Path, topic: str, group: str, features: str, **extra: 
 
 def run(project: Path, topic: str, bootstrap: str, **limits: Any) -> Any:
     kafka, stream, _ = load_config(
-        project, env=None, topic=topic, namespace=None, overrides={}, bootstrap_servers=bootstrap
+        Project(project),
+        env=None,
+        topic=topic,
+        namespace=None,
+        overrides={},
+        bootstrap_servers=bootstrap,
     )
-    return consume(project, kafka, stream, env=None, **limits)
+    return consume(Project(project), kafka, stream, env=None, **limits)
 
 
 def published(
@@ -341,7 +347,7 @@ def test_a_key_s_row_is_queried_over_http(
         asking[0].start()
 
     kafka, stream, metrics = load_config(
-        mini_project,
+        Project(mini_project),
         env=None,
         topic=topic,
         namespace=None,
@@ -350,7 +356,7 @@ def test_a_key_s_row_is_queried_over_http(
     )
     try:
         progress = consume(
-            mini_project,
+            Project(mini_project),
             kafka,
             stream,
             env=None,

@@ -18,7 +18,6 @@ PACKAGE = "kedro_stream"
 
 #: Modules no unit test imports, and why. Each must still exist and still lack a unit test.
 WITHOUT_UNIT_TEST = {
-    "kedro_stream.__main__": "the `kedro-stream` script; tests/e2e runs it as a user does",
     "kedro_stream.devbroker.__main__": "`python -m kedro_stream.devbroker`; tests/e2e runs it",
     "kedro_stream.devbroker.process": (
         "the development broker's process: tests/integration/test_embedded_broker.py drives it "

@@ -34,7 +34,8 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("session", "state"),  # a compiled namespace (Kedro only); per-key state
     ("service", "datasets"),  # the loop and its collaborators; state's dataset for `kedro run`
     ("ops", "testing"),  # operations on a stopped group; the broker fixture for tests
-    ("cli", "__main__", PACKAGE),  # commands, and the Python API
+    ("cli", PACKAGE),  # commands, and the Python API
+    ("__main__",),  # `kedro-stream`: the commands without the kedro CLI
 )
 #: Kept out of the whole of serde: it turns bytes into records and nothing else.
 SERDE_FORBIDDEN = ("kedro", "kedro_stream.config", "kedro_stream.service")

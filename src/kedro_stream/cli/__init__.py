@@ -2,9 +2,10 @@
 the rooms below and running them. Errors come out as one ``Error:`` line (:mod:`.errors`); what
 commands print is in :mod:`.printers`.
 
-Kedro finds the commands through the ``kedro.project_commands`` entry point
-(``kedro_stream.cli:commands``). The development broker needs no project: its command is the
-same one as ``kedro-stream broker`` (:mod:`kedro_stream.devbroker.cli`).
+Kedro finds the commands through the ``kedro.global_commands`` entry point
+(``kedro_stream.cli:commands``): inside a project they get its metadata, elsewhere they run an
+installed one named by ``--package`` (:mod:`.options`). The development broker needs no
+project: its command is the same one as ``kedro-stream broker`` (:mod:`kedro_stream.devbroker.cli`).
 """
 
 from __future__ import annotations

@@ -5,12 +5,11 @@ from __future__ import annotations
 import time
 
 import click
-from kedro.framework.startup import ProjectMetadata
 
 from kedro_stream.cli import options
 from kedro_stream.cli.errors import error_line
 from kedro_stream.cli.printers import print_endpoints
-from kedro_stream.config import Guarantee
+from kedro_stream.config import Guarantee, Project
 from kedro_stream.service.app import consume, load_config
 
 
@@ -40,10 +39,10 @@ from kedro_stream.service.app import consume, load_config
     default=None,
     help="Serve /metrics, /healthz, /readyz here (overrides stream.yml metrics.port).",
 )
-@click.pass_obj
+@options.project
 @error_line()
 def consume_command(
-    metadata: ProjectMetadata,
+    project: Project | None,
     *,
     topic: str,
     namespace: str | None,
@@ -66,8 +65,9 @@ def consume_command(
         "batch.max_wait_ms": max_batch_wait_ms,
         "guarantee": guarantee,
     }
+    project = options.required(project, "consume")
     kafka, config, metrics = load_config(
-        metadata.project_path,
+        project,
         env=env,
         topic=topic,
         namespace=namespace,
@@ -77,7 +77,7 @@ def consume_command(
     if metrics_port is not None:
         metrics = metrics.model_copy(update={"port": metrics_port})
     progress = consume(
-        metadata.project_path,
+        project,
         kafka,
         config,
         env=env,

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import click
-from kedro.framework.startup import ProjectMetadata
 from rich.console import Console
 
 from kedro_stream.cli import options
 from kedro_stream.cli.errors import error_line
 from kedro_stream.cli.printers import lag_table
-from kedro_stream.config import command_stream_file
+from kedro_stream.config import Project, command_stream_file
 from kedro_stream.metrics.lag import group_lag
 
 
@@ -18,10 +17,10 @@ from kedro_stream.metrics.lag import group_lag
 @click.option("--topic", "-t", "topics", multiple=True, help="Only these topics (repeatable).")
 @options.env
 @options.bootstrap_servers
-@click.pass_obj
+@options.project
 @error_line()
 def lag_command(
-    metadata: ProjectMetadata | None,
+    project: Project | None,
     *,
     group: str,
     topics: tuple[str, ...],
@@ -29,7 +28,7 @@ def lag_command(
     bootstrap_servers: str | None,
 ) -> None:
     """Committed offset, high watermark and lag per partition of a consumer group."""
-    file = command_stream_file(options.project_path(metadata), env, bootstrap_servers)
+    file = command_stream_file(project, env, bootstrap_servers)
     rows = group_lag(file.kafka, group, topics)
     if not rows:
         raise click.ClickException(f"group {group!r} has no committed offsets")

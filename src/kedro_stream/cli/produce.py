@@ -10,13 +10,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
-from kedro.framework.startup import ProjectMetadata
 from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
 from rich.progress import Progress as ProgressBar
 
 from kedro_stream.cli import options
 from kedro_stream.cli.errors import error_line
-from kedro_stream.config import StreamFile, command_stream_file
+from kedro_stream.config import Project, StreamFile, command_stream_file
 from kedro_stream.kafka.command_clients import command_producer, ensure_reachable
 from kedro_stream.kafka.file_producer import produce_file, read_messages
 
@@ -51,10 +50,10 @@ from kedro_stream.kafka.file_producer import produce_file, read_messages
 @click.option("--count", type=click.IntRange(min=1), default=None, help="Send at most N records.")
 @options.env
 @options.bootstrap_servers
-@click.pass_obj
+@options.project
 @error_line(ValueError, OSError)
 def produce_command(
-    metadata: ProjectMetadata | None,
+    project: Project | None,
     *,
     topic: str,
     path: Path,
@@ -67,7 +66,7 @@ def produce_command(
     bootstrap_servers: str | None,
 ) -> None:
     """Publish the records of a file to TOPIC (the upstream simulator)."""
-    file = command_stream_file(options.project_path(metadata), env, bootstrap_servers)
+    file = command_stream_file(project, env, bootstrap_servers)
     stateful = _state_key(file, topic)
     if key_field is None and stateful is not None:
         key_field = stateful[0]

@@ -4,12 +4,11 @@
 from __future__ import annotations
 
 import click
-from kedro.framework.startup import ProjectMetadata
 
 from kedro_stream.cli import options
 from kedro_stream.cli.errors import error_line
 from kedro_stream.cli.printers import print_reset
-from kedro_stream.config import command_stream_file
+from kedro_stream.config import Project, command_stream_file
 from kedro_stream.ops.offsets import Mode, Target, parse_time
 from kedro_stream.ops.reset import reset
 
@@ -44,10 +43,10 @@ from kedro_stream.ops.reset import reset
 @click.option("--execute", is_flag=True, help="Apply the reset; without it nothing changes.")
 @options.env
 @options.bootstrap_servers
-@click.pass_obj
+@options.project
 @error_line()
 def reset_command(
-    metadata: ProjectMetadata | None,
+    project: Project | None,
     *,
     group: str,
     topic: str,
@@ -67,12 +66,12 @@ def reset_command(
     A dry run unless --execute: prints each partition's current and new offset and what
     happens to a stateful stream's state. The group must be stopped."""
     target = _target(to_earliest, to_latest, to_offset, to_datetime, shift_by)
-    project = options.project_path(metadata)
     file = command_stream_file(project, env, bootstrap_servers)
+    root = None if project is None else project.path  # where its stores are
     plan = reset(
         file.kafka,
         file,
-        project,
+        root,
         group=group,
         topic=topic,
         target=target,
@@ -80,7 +79,7 @@ def reset_command(
         clear_state=clear_state,
         execute=execute,
     )
-    print_reset(plan, execute=execute, project=project)
+    print_reset(plan, execute=execute, project=root)
 
 
 def _target(

@@ -1,12 +1,12 @@
 """``stream.yml``: what it may say (:mod:`.models`), where its secrets come from
-(:mod:`.credentials`), how it is read through Kedro (:mod:`.loading`), and how a command picks
-and overrides one stream of it (:mod:`.selection`). Nothing here runs a stream."""
+(:mod:`.credentials`), how it is read through Kedro (:mod:`.loading`) from a project's source
+tree or package (:mod:`.project`), and how a command picks and overrides one stream of it
+(:mod:`.selection`). Nothing here runs a stream."""
 
 from kedro_stream.config.credentials import SECRET_KEYS
 from kedro_stream.config.errors import ConfigError, NoStreamFile
 from kedro_stream.config.loading import (
     STREAM_PATTERNS,
-    check_environment,
     command_stream_file,
     load_stream_file,
     parse_stream_file,
@@ -32,6 +32,7 @@ from kedro_stream.config.models import (
     StreamFile,
     default_changelog_topic,
 )
+from kedro_stream.config.project import Project, check_conf_source
 from kedro_stream.config.selection import apply_overrides, select_stream
 
 __all__ = [
@@ -50,6 +51,7 @@ __all__ = [
     "NoStreamFile",
     "OnFailure",
     "OutputConfig",
+    "Project",
     "RetryConfig",
     "SchemaRegistryConfig",
     "StateConfig",
@@ -57,7 +59,7 @@ __all__ = [
     "StreamConfig",
     "StreamFile",
     "apply_overrides",
-    "check_environment",
+    "check_conf_source",
     "command_stream_file",
     "default_changelog_topic",
     "load_stream_file",

@@ -7,9 +7,7 @@ Through the loader, ``stream.yml`` gets what every Kedro config file gets: envir
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 from kedro.config import AbstractConfigLoader, MissingConfigException
@@ -18,7 +16,7 @@ from pydantic import ValidationError
 from kedro_stream.config.credentials import secrets_of, token_of
 from kedro_stream.config.errors import ConfigError, NoStreamFile, described
 from kedro_stream.config.models import StreamFile
-from kedro_stream.errors import choices
+from kedro_stream.config.project import Project
 
 STREAM_PATTERNS = ["stream*", "stream*/**", "**/stream*"]
 
@@ -44,33 +42,9 @@ def parse_stream_file(raw: Mapping[str, Any], credentials: Mapping[str, Any]) ->
     return parsed
 
 
-def check_environment(conf_source: Path, env: str | None) -> None:
-    """Kedro reads a missing environment folder as a missing file; name the real problem."""
-    env = env or os.environ.get("KEDRO_ENV")
-    if not env or not conf_source.is_dir() or (conf_source / env).is_dir():
-        return
-    found = [p.name for p in conf_source.iterdir() if p.is_dir()]
-    raise ConfigError(
-        f"Environment {env!r} has no folder {conf_source.name}/{env}: create it (it may stay "
-        f"empty: base still applies) or choose another --env; environments: {choices(found)}"
-    )
-
-
-def read_stream_file(project_path: Path, env: str | None) -> StreamFile:
+def read_stream_file(project: Project, env: str | None) -> StreamFile:
     """``stream.yml`` of ``env``, read through the project's own config loader."""
-    # Imported here: importing kedro.framework configures logging, which a module that only
-    # validates configuration must not do to its importer.
-    from kedro.framework.project import settings
-    from kedro.framework.startup import bootstrap_project
-
-    bootstrap_project(project_path)
-    check_environment(project_path / settings.CONF_SOURCE, env)
-    loader = settings.CONFIG_LOADER_CLASS(
-        conf_source=str(project_path / settings.CONF_SOURCE),
-        env=env,
-        **settings.CONFIG_LOADER_ARGS,
-    )
-    return load_stream_file(loader)
+    return load_stream_file(project.config_loader(env))
 
 
 def load_stream_file(config_loader: AbstractConfigLoader) -> StreamFile:
@@ -93,7 +67,7 @@ def load_stream_file(config_loader: AbstractConfigLoader) -> StreamFile:
 
 
 def command_stream_file(
-    project_path: Path | None, env: str | None, bootstrap_servers: str | None
+    project: Project | None, env: str | None, bootstrap_servers: str | None
 ) -> StreamFile:
     """The configuration of a command beside ``consume`` (``produce``, ``lag``, ``reset``): the
     environment's ``stream.yml``, whose ``kafka`` section (address, ``client`` properties,
@@ -101,7 +75,7 @@ def command_stream_file(
     without ``stream.yml``, an empty file: the defaults. ``bootstrap_servers`` (the flag or
     ``KAFKA_BOOTSTRAP_SERVERS``) overrides the address either way."""
     try:
-        file = StreamFile() if project_path is None else read_stream_file(project_path, env)
+        file = StreamFile() if project is None else read_stream_file(project, env)
     except NoStreamFile:
         file = StreamFile()
     if not bootstrap_servers:

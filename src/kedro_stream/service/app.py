@@ -7,13 +7,13 @@ import logging
 import signal
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from pathlib import Path
 from types import FrameType
 from typing import Any
 
 from kedro_stream.config import (
     KafkaConfig,
     MetricsConfig,
+    Project,
     StreamConfig,
     apply_overrides,
     read_stream_file,
@@ -27,13 +27,13 @@ from kedro_stream.service.loop import StreamService
 from kedro_stream.service.namespace_io import state_specs
 from kedro_stream.service.probes import healthy, ready
 from kedro_stream.service.progress import Progress
-from kedro_stream.session import boot_project
+from kedro_stream.session.boot import boot
 
 logger = logging.getLogger(__name__)
 
 
 def load_config(
-    project_path: Path,
+    project: Project,
     *,
     env: str | None,
     topic: str | None,
@@ -42,7 +42,7 @@ def load_config(
     bootstrap_servers: str | None,
 ) -> tuple[KafkaConfig, StreamConfig, MetricsConfig]:
     """The stream reading ``topic`` from the environment's ``stream.yml``, CLI flags applied."""
-    file = read_stream_file(project_path, env)
+    file = read_stream_file(project, env)
     stream = apply_overrides(select_stream(file, topic=topic, namespace=namespace), overrides)
     kafka = file.kafka
     if bootstrap_servers:
@@ -67,7 +67,7 @@ def stop_on_signals(service: StreamService) -> Iterator[None]:
 
 
 def consume(
-    project_path: Path,
+    project: Project,
     kafka: KafkaConfig,
     stream: StreamConfig,
     *,
@@ -83,9 +83,9 @@ def consume(
     ``metrics.state_queries`` is on) are served there (port 0 picks a free one, passed to
     ``on_ready``) and consumer lag is refreshed in the background.
     """
-    check_schemas(stream, project_path)  # before boot: a path typo fails in a second
-    session = boot_project(
-        project_path,
+    check_schemas(stream, project)  # before boot: a path typo fails in a second
+    session = boot(
+        project,
         pipeline=stream.pipeline,
         env=env,
         namespaces=[stream.namespace],
@@ -96,7 +96,7 @@ def consume(
             session,
             stream,
             kafka,
-            project_path=project_path,
+            project=project,
             consumer_factory=lambda: make_consumer(kafka, stream),
             producer_factory=lambda on_delivery: make_producer(
                 kafka, stream, on_delivery=on_delivery

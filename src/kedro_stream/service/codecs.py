@@ -7,7 +7,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from kedro_stream.config import NO_REGISTRY, ConfigError, Format, KafkaConfig, StreamConfig
+from kedro_stream.config import (
+    NO_REGISTRY,
+    ConfigError,
+    Format,
+    KafkaConfig,
+    Project,
+    StreamConfig,
+)
 from kedro_stream.serde import Codec, build_codec
 from kedro_stream.serde.avro import load_schema
 
@@ -23,20 +30,20 @@ class StreamCodecs:
     outputs: dict[str, Codec]  # by output dataset name, in the order of stream.outputs
 
 
-def stream_codecs(stream: StreamConfig, kafka: KafkaConfig, project_path: Path) -> StreamCodecs:
-    """The input codec and one codec per output; relative schema paths are read from
-    ``project_path``, and all ``avro-confluent`` codecs share one registry client."""
+def stream_codecs(stream: StreamConfig, kafka: KafkaConfig, project: Project) -> StreamCodecs:
+    """The input codec and one codec per output; relative schema paths are found by
+    :meth:`Project.locate`, and all ``avro-confluent`` codecs share one registry client."""
     registry = schema_registry_for(stream, kafka)
     decoder = build_codec(
         stream.input.format,
-        _path(project_path, stream.input.schema_path),
+        _path(project, stream.input.schema_path),
         topic=stream.input.topics[0],  # names the subject only: the schema id is in the value
         registry=registry,
     )
     encoders = {
         name: build_codec(
             spec.format,
-            _path(project_path, spec.schema_path),
+            _path(project, spec.schema_path),
             topic=spec.topic,
             registry=registry,
             auto_register=spec.auto_register,
@@ -46,20 +53,18 @@ def stream_codecs(stream: StreamConfig, kafka: KafkaConfig, project_path: Path) 
     return StreamCodecs(decoder, encoders)
 
 
-def check_schemas(stream: StreamConfig, project_path: Path) -> None:
+def check_schemas(stream: StreamConfig, project: Project) -> None:
     """Every local schema of the stream exists and parses: checked before boot, so a typo in a
     path fails in a second, naming the key, rather than after the project has loaded."""
     specs = [("input", stream.input.schema_path)]
     specs += [(f"outputs.{name}", spec.schema_path) for name, spec in stream.outputs.items()]
     for where, given in specs:
-        path = _path(project_path, given)
-        if path is None:
+        if given is None:
             continue
-        if not path.is_file():
-            raise ConfigError(
-                f"{where}.schema: {path} does not exist (a relative path starts at the project "
-                "directory)"
-            )
+        try:
+            path = project.locate(given)
+        except ConfigError as exc:
+            raise ConfigError(f"{where}.schema: {exc}") from None
         try:
             load_schema(path)
         except ValueError as exc:
@@ -83,5 +88,5 @@ def schema_registry_for(stream: StreamConfig, kafka: KafkaConfig) -> SchemaRegis
         raise ConfigError(f"kafka.schema_registry is invalid: {exc}") from None
 
 
-def _path(project_path: Path, path: Path | None) -> Path | None:
-    return None if path is None else (path if path.is_absolute() else project_path / path)
+def _path(project: Project, path: Path | None) -> Path | None:
+    return None if path is None else project.locate(path)

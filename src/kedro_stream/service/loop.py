@@ -41,11 +41,10 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from confluent_kafka import Consumer, Producer
 
-from kedro_stream.config import KafkaConfig, StreamConfig
+from kedro_stream.config import KafkaConfig, Project, StreamConfig
 from kedro_stream.errors import headline
 from kedro_stream.kafka.clients import DeliveryCallback
 from kedro_stream.kafka.errors import is_fatal
@@ -89,7 +88,7 @@ class StreamService:
         stream: StreamConfig,
         kafka: KafkaConfig,
         *,
-        project_path: Path,
+        project: Project,
         consumer_factory: Callable[[], Consumer],
         producer_factory: Callable[[DeliveryCallback | None], Producer],
         max_messages: int | None = None,
@@ -112,7 +111,7 @@ class StreamService:
         self.batch_started: float | None = None  # set while a batch is in progress
         self._backoff = Backoff(stream.retry.backoff_ms / 1000, stream.retry.backoff_max_ms / 1000)
         self._parts = parts = build_parts(
-            session, stream, kafka, project_path=project_path, metrics=self.metrics
+            session, stream, kafka, project=project, metrics=self.metrics
         )
         self._poison_search = PoisonSearch(
             stream,

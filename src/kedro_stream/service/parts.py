@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from pathlib import Path
 
-from kedro_stream.config import KafkaConfig, StreamConfig
+from kedro_stream.config import KafkaConfig, Project, StreamConfig
 from kedro_stream.kafka.clients import make_restore_consumer
 from kedro_stream.metrics import StreamMetrics
 from kedro_stream.service.codecs import stream_codecs
@@ -48,18 +47,18 @@ def build_parts(
     stream: StreamConfig,
     kafka: KafkaConfig,
     *,
-    project_path: Path,
+    project: Project,
     metrics: StreamMetrics,
 ) -> LoopParts:
     """The parts of ``stream``'s loop; a stream.yml that does not fit the namespace raises."""
     compiled = session.compiled(stream.namespace)
     input_name = input_dataset(compiled.inputs, stream, compiled.states)
-    codecs = stream_codecs(stream, kafka, project_path)
+    codecs = stream_codecs(stream, kafka, project)
     dead_letters = DeadLetters(stream.dead_letter_topic, stream.namespace)
     state: State = (
         StateKeeper(
             stream,
-            project_path=project_path,
+            project_path=project.path,
             metrics=metrics,
             restore_consumer=lambda: make_restore_consumer(kafka, stream),
         )

@@ -10,9 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
-from kedro_stream.config import StreamConfig, StreamFile
+from kedro_stream.config import Project, StreamConfig, StreamFile
 from kedro_stream.errors import KedroStreamError
 from kedro_stream.service.codecs import check_schemas
 from kedro_stream.service.namespace_io import (
@@ -38,30 +37,30 @@ class StreamCheck:
     warnings: list[str] = field(default_factory=list)
 
 
-def check_streams(project_path: Path, file: StreamFile, env: str | None) -> list[StreamCheck]:
+def check_streams(project: Project, file: StreamFile, env: str | None) -> list[StreamCheck]:
     """Each stream's verdict; a project that cannot compile a stream's pipeline is a problem of
     that stream, and the others are still checked."""
     checks = [StreamCheck(name, stream) for name, stream in file.streams.items()]
     by_pipeline: dict[str, list[StreamCheck]] = {}
     for check in checks:
         try:
-            check_schemas(check.stream, project_path)
+            check_schemas(check.stream, project)
         except KedroStreamError as exc:
             check.problems.append(str(exc))
         by_pipeline.setdefault(check.stream.pipeline, []).append(check)
     for pipeline, group in by_pipeline.items():
-        _check_against_project(project_path, env, pipeline, group)
+        _check_against_project(project, env, pipeline, group)
     return checks
 
 
 def _check_against_project(
-    project_path: Path, env: str | None, pipeline: str, checks: Sequence[StreamCheck]
+    project: Project, env: str | None, pipeline: str, checks: Sequence[StreamCheck]
 ) -> None:
     namespaces = sorted({c.stream.namespace for c in checks}, key=lambda ns: ns or "")
     specs = {spec.namespace: spec for c in checks for spec in state_specs(c.stream)}
     try:
         compiled = compile_project(
-            project_path, pipeline=pipeline, env=env, namespaces=namespaces, specs=specs.values()
+            project, pipeline=pipeline, env=env, namespaces=namespaces, specs=specs.values()
         )
     except KedroStreamError as exc:
         for check in checks:

@@ -12,12 +12,12 @@ from pathlib import Path
 from typing import Any
 
 from kedro.framework.context import KedroContext
-from kedro.framework.project import configure_project, pipelines
+from kedro.framework.project import pipelines
 from kedro.framework.session import KedroSession
-from kedro.framework.startup import bootstrap_project
 from kedro.io import DataCatalog
 from kedro.pipeline import Pipeline
 
+from kedro_stream.config.project import Project, check_conf_source
 from kedro_stream.errors import (
     KedroStreamError,
     ProjectError,
@@ -44,7 +44,7 @@ logger = logging.getLogger(__name__)
 class _BootOptions:
     """What to boot, as ``boot_project``, ``boot_package`` and ``compile_project`` take it."""
 
-    project_path: Path
+    project: Project
     pipeline: str
     env: str | None
     runtime_params: dict[str, Any] | None
@@ -75,9 +75,14 @@ def boot_project(
             stands for nodes without a namespace). Only these load their artifacts.
         specs: explicit roles for some namespaces; the others are inferred.
     """
-    path = _resolve(project_path)
-    bootstrap_project(path)
-    return _boot(_BootOptions(path, pipeline, env, runtime_params, namespaces, specs))
+    return boot(
+        Project(_resolve(project_path)),
+        pipeline=pipeline,
+        env=env,
+        runtime_params=runtime_params,
+        namespaces=namespaces,
+        specs=specs,
+    )
 
 
 def boot_package(
@@ -89,11 +94,38 @@ def boot_package(
     namespaces: Iterable[str | None] | None = None,
     specs: Iterable[NamespaceSpec] = (),
     project_path: str | Path | None = None,
+    conf_source: str | Path | None = None,
 ) -> StreamSession:
-    """Boot an installed (packaged) Kedro project; ``conf/`` is read from ``project_path``."""
-    configure_project(package_name)
-    path = _resolve(project_path)
-    return _boot(_BootOptions(path, pipeline, env, runtime_params, namespaces, specs))
+    """Boot an installed (packaged) Kedro project. Relative paths start at ``project_path``
+    (default: the working directory); the configuration is ``conf_source`` (a folder or the
+    archive ``kedro package`` writes), else ``conf/`` there."""
+    project = Project(
+        _resolve(project_path),
+        package=package_name,
+        conf_source=None if conf_source is None else Path(conf_source),
+    )
+    return boot(
+        project,
+        pipeline=pipeline,
+        env=env,
+        runtime_params=runtime_params,
+        namespaces=namespaces,
+        specs=specs,
+    )
+
+
+def boot(
+    project: Project,
+    *,
+    pipeline: str = "__default__",
+    env: str | None = None,
+    runtime_params: dict[str, Any] | None = None,
+    namespaces: Iterable[str | None] | None = None,
+    specs: Iterable[NamespaceSpec] = (),
+) -> StreamSession:
+    """Boot ``project``, from its source tree or its package: what the two above and
+    ``kedro stream consume`` share."""
+    return _boot(_BootOptions(project, pipeline, env, runtime_params, namespaces, specs))
 
 
 @dataclass(frozen=True)
@@ -107,16 +139,21 @@ class _OpenProject:
 
 
 def _open(options: _BootOptions) -> _OpenProject:
+    project = options.project
+    project.open()
+    check_conf_source(project.conf, options.env)
     kedro_session = KedroSession.create(
-        project_path=options.project_path,
+        project_path=project.path,
         save_on_close=False,
         env=options.env,
         runtime_params=options.runtime_params,
+        conf_source=None if project.conf_source is None else str(project.conf_source),
     )
     unregister_telemetry(kedro_session._hook_manager)
     pipeline_name = options.pipeline
     pipelines.set_requested([pipeline_name])
     context = kedro_session.load_context()
+    project.add_credentials(context.config_loader)
     register_resolver()  # before the catalog config is read, after plugins registered theirs
     try:
         pipeline = pipelines[pipeline_name]
@@ -194,7 +231,7 @@ def _boot(options: _BootOptions) -> StreamSession:
     run_params = {
         "session_id": project.session.session_id,
         "run_id": project.session.session_id,
-        "project_path": options.project_path.as_posix(),
+        "project_path": options.project.path.as_posix(),
         "env": project.context.env,
         "runtime_params": options.runtime_params or {},
         "pipeline_names": [options.pipeline],
@@ -203,7 +240,7 @@ def _boot(options: _BootOptions) -> StreamSession:
     }
     hook_manager = project.session._hook_manager
     hook_manager.hook.before_pipeline_run(run_params=run_params, pipeline=pipeline, catalog=catalog)
-    logger.debug("Booted %s: namespaces %s", options.project_path, project.namespaces)
+    logger.debug("Booted %s: namespaces %s", options.project, project.namespaces)
     return StreamSession(
         compiled,
         pipeline=pipeline,
@@ -214,7 +251,7 @@ def _boot(options: _BootOptions) -> StreamSession:
 
 
 def compile_project(
-    project_path: str | Path | None = None,
+    project: Project,
     *,
     pipeline: str = "__default__",
     env: str | None = None,
@@ -223,14 +260,11 @@ def compile_project(
 ) -> list[CompiledNamespace]:
     """Sort every namespace's datasets into roles without loading any data (no hooks fire
     past ``after_catalog_created``): what ``kedro stream compile`` prints."""
-    path = _resolve(project_path)
-    bootstrap_project(path)
-    project = _open(
-        _BootOptions(path, pipeline, env, runtime_params=None, namespaces=namespaces, specs=specs)
-    )
+    options = _BootOptions(project, pipeline, env, None, namespaces, specs)
+    opened = _open(options)
     return [
         compile_namespace(
-            project.pipeline, project.catalog, ns, project.specs.get(ns), load_artifacts=False
+            opened.pipeline, opened.catalog, ns, opened.specs.get(ns), load_artifacts=False
         )
-        for ns in project.namespaces
+        for ns in opened.namespaces
     ]

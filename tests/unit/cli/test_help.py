@@ -1,5 +1,6 @@
-"""``kedro stream --help`` and every command's help read exactly as the golden files captured
-before the CLI was split into a package: a refactoring must not change what users see.
+"""``kedro stream --help`` and every command's help read exactly as the golden files: what users
+see changes only on purpose (write the new help into the file and read its diff), never as a
+side effect of a refactoring.
 
 The help goes to stdout; the ``stream`` group configures logging, which may write a line to
 stderr, so only stdout is compared. The width is fixed twice (``terminal_width`` and

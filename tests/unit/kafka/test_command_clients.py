@@ -13,7 +13,7 @@ from confluent_kafka import KafkaError, KafkaException
 from kedro.framework.startup import bootstrap_project
 
 from kedro_stream.cli import commands
-from kedro_stream.config import DEFAULT_BOOTSTRAP_SERVERS, command_stream_file
+from kedro_stream.config import DEFAULT_BOOTSTRAP_SERVERS, Project, command_stream_file
 from kedro_stream.kafka import command_clients
 
 SECRET = "s3cret-commands-5e1d"
@@ -108,7 +108,7 @@ def test_every_command_client_gets_the_kafka_section_and_shows_no_secret(
 def test_the_flag_overrides_the_address_and_keeps_the_credentials(mini_project: Path) -> None:
     write_config(mini_project)
 
-    file = command_stream_file(mini_project, None, "10.0.0.1:9092")
+    file = command_stream_file(Project(mini_project), None, "10.0.0.1:9092")
 
     assert file.kafka.client_properties("admin")["bootstrap.servers"] == "10.0.0.1:9092"
     assert file.kafka.client_properties("admin")["sasl.password"] == SECRET
@@ -116,7 +116,7 @@ def test_the_flag_overrides_the_address_and_keeps_the_credentials(mini_project: 
 
 
 def test_without_stream_yml_the_flag_or_the_default_applies(mini_project: Path) -> None:
-    assert command_stream_file(mini_project, None, None).kafka.bootstrap_servers == (
+    assert command_stream_file(Project(mini_project), None, None).kafka.bootstrap_servers == (
         DEFAULT_BOOTSTRAP_SERVERS
     )
     assert command_stream_file(None, None, "h:1").kafka.client_properties("producer") == {

@@ -12,6 +12,7 @@ from types import FrameType
 import pytest
 import yaml
 
+from kedro_stream.config import Project
 from kedro_stream.service.app import load_config, stop_on_signals
 
 STREAM_YML = {
@@ -44,7 +45,7 @@ def test_the_stream_reading_the_topic_is_picked_with_the_file_s_kafka_and_metric
     project: Path,
 ) -> None:
     kafka, stream, metrics = load_config(
-        project,
+        Project(project),
         env=None,
         topic="slow-batches",
         namespace=None,
@@ -59,7 +60,7 @@ def test_the_stream_reading_the_topic_is_picked_with_the_file_s_kafka_and_metric
 
 def test_flags_override_the_stream_and_the_bootstrap_servers(project: Path) -> None:
     kafka, stream, _ = load_config(
-        project,
+        Project(project),
         env=None,
         topic="batches",
         namespace=None,

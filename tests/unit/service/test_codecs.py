@@ -8,7 +8,13 @@ from typing import Any
 
 import pytest
 
-from kedro_stream.config import ConfigError, KafkaConfig, SchemaRegistryConfig, StreamConfig
+from kedro_stream.config import (
+    ConfigError,
+    KafkaConfig,
+    Project,
+    SchemaRegistryConfig,
+    StreamConfig,
+)
 from kedro_stream.serde import EncodeError, confluent
 from kedro_stream.serde.avro import AvroCodec
 from kedro_stream.serde.confluent import ConfluentAvroCodec
@@ -42,15 +48,15 @@ def test_relative_schema_paths_are_read_from_the_project(project: Path) -> None:
             "alerts": {"topic": "alerts", "format": "avro", "schema": "schemas/score.avsc"},
         },
     )
-    codecs = stream_codecs(config, KafkaConfig(), project)
+    codecs = stream_codecs(config, KafkaConfig(), Project(project))
     assert isinstance(codecs.input, JsonCodec)
     assert codecs.input.fields == tuple(PAYMENT)
     assert list(codecs.outputs) == ["scores", "texts", "alerts"]  # stream.yml's order
     assert isinstance(codecs.outputs["scores"], AvroCodec)
     assert isinstance(codecs.outputs["texts"], StringCodec)
     assert codecs.outputs["alerts"].fields == codecs.outputs["scores"].fields
-    with pytest.raises(ValueError, match=r"cannot load Avro schema .*elsewhere.*payment.avsc"):
-        stream_codecs(config, KafkaConfig(), project / "elsewhere")
+    with pytest.raises(ConfigError, match=r"schemas/payment.avsc does not exist; looked in"):
+        stream_codecs(config, KafkaConfig(), Project(project / "elsewhere"))
 
 
 def test_a_stream_without_avro_confluent_builds_no_registry(
@@ -59,7 +65,7 @@ def test_a_stream_without_avro_confluent_builds_no_registry(
     monkeypatch.setattr(confluent, "registry_client", pytest.fail)
     config = stream({"format": "avro", "schema": "schemas/payment.avsc"})
     assert schema_registry_for(config, KafkaConfig(schema_registry=MOCK_REGISTRY)) is None
-    assert stream_codecs(config, KafkaConfig(), project).outputs == {}
+    assert stream_codecs(config, KafkaConfig(), Project(project)).outputs == {}
 
 
 def test_one_registry_client_is_shared_by_every_avro_confluent_codec(
@@ -89,7 +95,7 @@ def test_one_registry_client_is_shared_by_every_avro_confluent_codec(
             },
         },
     )
-    codecs = stream_codecs(config, KafkaConfig(schema_registry=MOCK_REGISTRY), project)
+    codecs = stream_codecs(config, KafkaConfig(schema_registry=MOCK_REGISTRY), Project(project))
 
     assert built == ["mock://codecs"]
     assert all(isinstance(c, ConfluentAvroCodec) for c in [codecs.input, *codecs.outputs.values()])
@@ -104,7 +110,7 @@ def test_one_registry_client_is_shared_by_every_avro_confluent_codec(
 def test_avro_confluent_without_a_registry_is_a_config_error(project: Path) -> None:
     config = stream({"format": "avro-confluent"})
     with pytest.raises(ConfigError, match=r"needs kafka.schema_registry in stream.yml"):
-        stream_codecs(config, KafkaConfig(), project)
+        stream_codecs(config, KafkaConfig(), Project(project))
 
 
 def test_a_property_the_client_does_not_know_is_a_config_error(project: Path) -> None:
@@ -124,8 +130,8 @@ def test_schemas_are_checked_before_boot_naming_their_key(project: Path) -> None
         {"scores": {"topic": "scores", "format": "avro", "schema": "schemas/missing.avsc"}},
     )
     with pytest.raises(ConfigError, match=r"^outputs.scores.schema: .*missing.avsc does not exist"):
-        check_schemas(config, project)
+        check_schemas(config, Project(project))
     (project / "schemas" / "missing.avsc").write_text('{"type": "record"}')
     with pytest.raises(ConfigError, match=r"^outputs.scores.schema: cannot load Avro schema"):
-        check_schemas(config, project)
-    check_schemas(stream({"format": "avro", "schema": "schemas/payment.avsc"}), project)
+        check_schemas(config, Project(project))
+    check_schemas(stream({"format": "avro", "schema": "schemas/payment.avsc"}), Project(project))

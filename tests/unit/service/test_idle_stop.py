@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from confluent_kafka import KafkaError, KafkaException, TopicPartition
 
-from kedro_stream.config import KafkaConfig
+from kedro_stream.config import KafkaConfig, Project
 from kedro_stream.kafka.errors import KafkaUnreachable
 from kedro_stream.service import loop
 from kedro_stream.service.loop import StreamService
@@ -77,7 +77,7 @@ def run(consumer: LateConsumer) -> None:
         FakeSession(),  # type: ignore[arg-type]
         stream_config(batch={"max_wait_ms": 1}),
         KafkaConfig(bootstrap_servers="kafka:9092"),
-        project_path=Path("."),
+        project=Project(Path(".")),
         consumer_factory=lambda: consumer,  # type: ignore[arg-type,return-value]
         producer_factory=lambda _deliveries: FakeProducer(),  # type: ignore[arg-type,return-value]
         idle_timeout_s=IDLE_TIMEOUT_S,

@@ -10,7 +10,7 @@ from typing import Any
 import orjson
 import pandas as pd
 
-from kedro_stream.config import KafkaConfig
+from kedro_stream.config import KafkaConfig, Project
 from kedro_stream.service.loop import StreamService
 from tests.fake_clients import FakeConsumer, FakeProducer, FakeSession, records, stream_config
 
@@ -24,7 +24,7 @@ def service(
         session,  # type: ignore[arg-type]
         stream_config(**{**ISOLATE, **config}),
         KafkaConfig(),
-        project_path=Path("."),
+        project=Project(Path(".")),
         consumer_factory=lambda: consumer,  # type: ignore[arg-type,return-value]
         producer_factory=lambda _deliveries: producer,  # type: ignore[arg-type,return-value]
         idle_timeout_s=0.01,

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from confluent_kafka import KafkaError, KafkaException
 
-from kedro_stream.config import KafkaConfig
+from kedro_stream.config import KafkaConfig, Project
 from kedro_stream.service.giving_up import StreamStopped
 from kedro_stream.service.loop import StreamService
 from tests.fake_clients import (
@@ -34,7 +34,7 @@ def service(
         session,  # type: ignore[arg-type]
         stream_config(**(config or {})),
         KafkaConfig(),
-        project_path=Path("."),
+        project=Project(Path(".")),
         consumer_factory=lambda: consumer,  # type: ignore[arg-type,return-value]
         producer_factory=lambda _deliveries: producer,  # type: ignore[arg-type,return-value]
         **limits,

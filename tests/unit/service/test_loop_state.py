@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 from confluent_kafka import KafkaError, KafkaException, TopicPartition
 
-from kedro_stream.config import KafkaConfig
+from kedro_stream.config import KafkaConfig, Project
 from kedro_stream.service import parts, startup
 from kedro_stream.service.loop import StreamService
 from kedro_stream.state.changelog import AS_OF
@@ -131,7 +131,7 @@ def run(
             batch={"max_wait_ms": 1},
         ),
         KafkaConfig(),
-        project_path=state_dir,
+        project=Project(state_dir),
         consumer_factory=lambda: consumer,  # type: ignore[arg-type,return-value]
         producer_factory=lambda _deliveries: producer,  # type: ignore[arg-type,return-value]
         idle_timeout_s=0.05,

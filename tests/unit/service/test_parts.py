@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from kedro_stream.config import KafkaConfig
+from kedro_stream.config import KafkaConfig, Project
 from kedro_stream.errors import KedroStreamError
 from kedro_stream.metrics import StreamMetrics
 from kedro_stream.service import parts
@@ -32,7 +32,7 @@ def built(tmp_path: Path, **config: Any) -> LoopParts:
         FakeSession(),  # type: ignore[arg-type]
         stream_config(**config),
         KafkaConfig(),
-        project_path=tmp_path,
+        project=Project(tmp_path),
         metrics=StreamMetrics(group="g", namespace="ns", guarantee="at-least-once"),
     )
 

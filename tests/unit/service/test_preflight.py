@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from kedro.pipeline import Pipeline, node, pipeline
 
-from kedro_stream.config import parse_stream_file
+from kedro_stream.config import Project, parse_stream_file
 from kedro_stream.service.preflight import StreamCheck, check_streams
 
 SCORING = {
@@ -25,7 +25,7 @@ SCORING = {
 
 def checked(project: Path, **streams: dict[str, Any]) -> dict[str, StreamCheck]:
     file = parse_stream_file({"streams": streams}, {})
-    return {check.name: check for check in check_streams(project, file, None)}
+    return {check.name: check for check in check_streams(Project(project), file, None)}
 
 
 def test_a_stream_that_fits_its_namespace_has_no_problem(mini_project: Path) -> None:
