@@ -12,7 +12,7 @@ export KEDRO_DISABLE_TELEMETRY := 1
 # python running the example's modules (make demo, make bench) gets it here.
 EXAMPLE_PATH := PYTHONPATH=$(CURDIR)/src$${PYTHONPATH:+:$$PYTHONPATH}
 
-.PHONY: install demo test test-tansu lint bench soak mutants clean
+.PHONY: install demo test test-tansu lint bench soak mutants package clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -56,8 +56,14 @@ soak: $(STAMP)
 mutants: $(STAMP)
 	$(BIN)/python tests/mutants.py
 
+## package: the example as a deployment ships it, in dist/: the plugin's wheel, the example
+## project's wheel (deploy/example-wheel) and its conf archive, as `kedro package` writes it
+package: $(STAMP)
+	$(BIN)/python -m pip wheel --quiet --no-deps --no-build-isolation --wheel-dir dist . deploy/example-wheel
+	tar --exclude='local/*.yml' -czf dist/conf-payment_fraud.tar.gz conf
+
 clean:
-	rm -rf $(VENV) build *.egg-info src/*.egg-info .pytest_cache .ruff_cache
+	rm -rf $(VENV) build deploy/example-wheel/build dist *.egg-info src/*.egg-info .pytest_cache .ruff_cache
 
 ## deploy-check: promtool over deploy/prometheus (Debian: apt-get install prometheus); the rest
 ## of the deployment files are checked by tests/deploy, part of `make test`

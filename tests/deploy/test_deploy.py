@@ -36,6 +36,7 @@ import yaml
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
+from kedro_stream.__main__ import main as kedro_stream_script
 from kedro_stream.cli import commands
 from kedro_stream.metrics.registry import StreamMetrics
 from tests.metrics_helpers import populate
@@ -384,9 +385,11 @@ def _bind_mounts(service: dict[str, Any]) -> dict[str, Path]:
 
 
 def _parse_cli(argv: list[str]) -> tuple[click.Command, dict[str, Any]]:
-    """The command ``kedro <argv>`` runs and its parameters, parsed by the CLI itself."""
-    assert argv[0] == "kedro", argv
-    command: click.Command = commands
+    """The command ``kedro <argv>`` or ``kedro-stream <argv>`` runs and its parameters, parsed
+    by the CLI itself."""
+    scripts: dict[str, click.Command] = {"kedro": commands, "kedro-stream": kedro_stream_script}
+    assert argv[0] in scripts, argv
+    command = scripts[argv[0]]
     args = list(argv[1:])
     while isinstance(command, click.Group):
         sub = command.get_command(click.Context(command), args[0])
@@ -538,7 +541,12 @@ def test_producer_and_data_init_agree_with_the_catalog(
     assert params["topic"] == _parse_cli(_command(services["consumer"]))[1]["topic"]
 
     script = " ".join(_command(services["data-init"]))
-    (names,) = re.findall(r"kedro run --pipelines[ =](\S+)", script)
+    # Kedro's own run of the installed package, on the image's conf archive.
+    (names,) = re.findall(
+        r"python -m payment_fraud --conf-source \"\$\$KEDRO_STREAM_CONF_SOURCE\" "
+        r"--pipelines[ =](\S+)",
+        script,
+    )
     assert set(names.split(",")) <= register_pipelines().keys()
     assert catalog["payments"]["filepath"] in script
     assert catalog["fraud_model"]["filepath"] in script
@@ -558,9 +566,6 @@ def test_dockerfile_builds_the_consumer_image(compose: dict[str, Any]) -> None:
         i.value for i in _dockerfile() if i.keyword == "ENV"
     )
     assert _one("USER") not in ("root", "0")
-    assert 'pip install ".[example]"' in " ".join(
-        i.value for i in _dockerfile() if i.keyword == "RUN"
-    ), "the image installs the plugin with the example project's needs"
 
     consumer = _command(compose["services"]["consumer"])
     assert json.loads(_one("CMD")) == consumer, "compose spells out the image's CMD"
@@ -590,40 +595,90 @@ def _third_party_imports(package: Path) -> set[str]:
     return modules - set(sys.stdlib_module_names) - {"__future__", package.name}
 
 
-def test_the_image_has_what_the_example_project_needs() -> None:
-    """The wheel is the plugin only; the image is the example project, which runs from src/
-    (Kedro's source_dir) on the plugin's dependencies plus the `example` extra it installs."""
-    pyproject = tomllib.loads((REPO / "pyproject.toml").read_text())
-    source_dir = pyproject["tool"]["kedro"]["source_dir"]
-    package = REPO / source_dir / pyproject["tool"]["kedro"]["package_name"]
-    copies = [
-        [s.rstrip("/") for s in i.value.split() if not s.startswith("--")]
-        for i in _dockerfile()
-        if i.keyword == "COPY"
-    ]
-    assert [source_dir, source_dir] in copies, f"the image must keep {source_dir}/ in /app"
-    for run in (i.value for i in _dockerfile() if i.keyword == "RUN"):
-        assert not re.search(rf"\brm\b[^&;|]*\s{source_dir}/?(\s|$)", run), run
+def _stages() -> list[list[Instruction]]:
+    """The Dockerfile's instructions, one list per ``FROM``."""
+    stages: list[list[Instruction]] = []
+    for instruction in _dockerfile():
+        if instruction.keyword == "FROM":
+            stages.append([])
+        stages[-1].append(instruction)
+    return stages
 
-    installed = {_requirement_name(r) for r in pyproject["project"]["dependencies"]}
-    installed |= {
-        _requirement_name(r) for r in pyproject["project"]["optional-dependencies"]["example"]
-    }
+
+def _package_recipe() -> list[str]:
+    """The shell lines of ``make package``, with the venv's interpreter spelled as in an image."""
+    makefile = (REPO / "Makefile").read_text()
+    recipe = makefile.split("\npackage: $(STAMP)\n", 1)[1].split("\n\n", 1)[0]
+    lines = [line.strip() for line in recipe.splitlines()]
+    return [" ".join(line.replace("$(BIN)/python -m pip", "pip").split()) for line in lines]
+
+
+def test_the_image_is_the_packaged_project_and_no_source_tree() -> None:
+    """Built as a deployment ships a Kedro project: a first stage runs `make package`'s commands
+    (with build isolation: an image build may download setuptools), the final stage gets the
+    wheels and the conf archive only, and names them to `kedro-stream` by its environment."""
+    build, final = _stages()
+    assert build[0].value.endswith(" AS package")
+    wheel, archive = _package_recipe()
+    (run,) = [i.value for i in build if i.keyword == "RUN"]
+    assert wheel.replace(" --no-build-isolation", "").replace("--quiet ", "") in run
+    assert archive in run
+
+    copies = [i.value.split() for i in final if i.keyword == "COPY"]
+    assert copies and all(c[0] == "--from=package" for c in copies), "no source in the image"
+    env = dict(pair.split("=", 1) for i in final if i.keyword == "ENV" for pair in i.value.split())
+    example = tomllib.loads((REPO / "deploy" / "example-wheel" / "pyproject.toml").read_text())
+    package = next(iter(example["tool"]["setuptools"]["package-dir"]))
+    assert env["KEDRO_STREAM_PACKAGE"] == package
+    conf = Path(env["KEDRO_STREAM_CONF_SOURCE"])
+    assert f"dist/{conf.name}" in archive
+    assert [f"/build/dist/{conf.name}", "./"] in [c[1:] for c in copies]
+    assert conf.parent.as_posix() == _one("WORKDIR")
+    consume, _ = _parse_cli(["kedro-stream", "consume", "--topic", "payments"])
+    options = {p.envvar: p.name for p in consume.params}
+    assert {"KEDRO_STREAM_PACKAGE", "KEDRO_STREAM_CONF_SOURCE"} <= set(options)
+
+
+def test_the_example_wheel_has_what_the_example_project_needs() -> None:
+    """The example's wheel declares what its code imports and what its catalog's datasets
+    need, and carries the schemas stream.yml names."""
+    example = tomllib.loads((REPO / "deploy" / "example-wheel" / "pyproject.toml").read_text())
+    plugin = tomllib.loads((REPO / "pyproject.toml").read_text())
+    declared = example["project"]["dependencies"]
+    assert {_requirement_name(r) for r in declared} >= {"kedro-stream"}
+    # The same needs as the source tree's `example` extra.
+    assert sorted(r for r in declared if _requirement_name(r) != "kedro-stream") == sorted(
+        plugin["project"]["optional-dependencies"]["example"]
+    )
+    package_dirs = example["tool"]["setuptools"]["package-dir"]
+    source = (REPO / "deploy" / "example-wheel" / package_dirs["payment_fraud"]).resolve()
+    assert source == REPO / "src" / "payment_fraud"
+    installed = {_requirement_name(r) for r in plugin["project"]["dependencies"]}
+    installed |= {_requirement_name(r) for r in declared}
     distributions = importlib.metadata.packages_distributions()
     missing = {
         module: distributions.get(module)
-        for module in _third_party_imports(package) - {"kedro_stream"}
+        for module in _third_party_imports(source) - {"kedro_stream"}
         if not {_requirement_name(d) for d in distributions.get(module, [])} & installed
     }
-    assert not missing, f"imported by {package.name}, installed by neither: {missing}"
+    assert not missing, f"imported by payment_fraud, installed by neither: {missing}"
+    # Every package of the source is in the wheel.
+    packages = {
+        ".".join(("payment_fraud", *p.parent.relative_to(source).parts))
+        for p in source.rglob("__init__.py")
+    }
+    assert packages | {"payment_fraud.schemas"} == set(example["tool"]["setuptools"]["packages"])
+    schemas = (REPO / "deploy" / "example-wheel" / package_dirs["payment_fraud.schemas"]).resolve()
+    stream_file = yaml.safe_load((REPO / "conf" / "base" / "stream.yml").read_text())
+    for stream in stream_file["streams"].values():
+        named = [stream["input"].get("schema")]
+        named += [o.get("schema") for o in stream["outputs"].values()]
+        for path in filter(None, named):
+            assert (schemas / Path(path).relative_to("schemas")).is_file(), path
 
     # Every catalog type has its kedro-datasets extra, named after it (pandas.JSONDataset ->
     # pandas-jsondataset), which pulls what the dataset needs (pyarrow for Parquet).
-    (datasets,) = [
-        r
-        for r in pyproject["project"]["optional-dependencies"]["example"]
-        if _requirement_name(r) == "kedro-datasets"
-    ]
+    (datasets,) = [r for r in declared if _requirement_name(r) == "kedro-datasets"]
     extras = set(re.search(r"\[([^\]]*)\]", datasets).group(1).split(","))
     catalog = yaml.safe_load((REPO / "conf" / "base" / "catalog.yml").read_text())
     types = {entry["type"] for entry in catalog.values() if isinstance(entry, dict)}
@@ -644,9 +699,11 @@ def test_dockerignore_keeps_what_the_dockerfile_copies() -> None:
             path == p or path.startswith(p + "/") or fnmatch.fnmatch(path, p) for p in patterns
         )
 
-    for needed in (".venv", ".git", "data", "conf/local", ".pytest_cache", "x/__pycache__"):
+    for needed in (".venv", ".git", "data", "conf/local", ".pytest_cache", "x/__pycache__", "dist"):
         assert ignored(needed), f".dockerignore should leave {needed} out"
     for copy in (i.value.split() for i in _dockerfile() if i.keyword == "COPY"):
+        if copy[0].startswith("--from="):
+            continue  # from a build stage, not from the build context
         sources = [s.rstrip("/") for s in copy[:-1] if not s.startswith("--")]
         for source in sources:
             assert (REPO / source).exists(), f"COPY {source}: no such file"
