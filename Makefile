@@ -73,3 +73,10 @@ deploy-check:
 	promtool check rules deploy/prometheus/alerts.yml
 	promtool test rules deploy/prometheus/alerts_test.yml
 	promtool check config deploy/prometheus/prometheus.yml
+
+## docs: build the documentation site into site/, strict: a broken link or anchor, or a page of
+## docs/ left out of mkdocs.yml's nav, fails it; part of `make test`
+.PHONY: docs
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
+test: docs

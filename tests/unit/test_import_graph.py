@@ -2,9 +2,9 @@
 
 A room is a subpackage of ``kedro_stream`` (``service``, ``state``, ...) or a top-level module
 (``errors``, ``records``, ...); the package itself (its ``__init__``, the Python API) is the room
-``kedro_stream``. Rooms sit in layers (:data:`LAYERS`, as the README's "What is here" draws
-them): a room imports only rooms of lower layers, never one beside it or above it, so the rooms
-cannot form a cycle and a reader knows where a change belongs.
+``kedro_stream``. Rooms sit in layers (:data:`LAYERS`, as "What is here" in docs/development.md
+draws them): a room imports only rooms of lower layers, never one beside it or above it, so the
+rooms cannot form a cycle and a reader knows where a change belongs.
 
 Every import counts, function-level ones included (a lazy import only postpones a cycle); those
 under ``if TYPE_CHECKING:`` never run, so they count for layering but not for cycles. Importing

@@ -73,10 +73,20 @@ class _Strict(BaseModel):
 class SchemaRegistryConfig(_Strict):
     """The Confluent Schema Registry of ``avro-confluent`` topics."""
 
-    url: str  # comma-separated URLs tried in turn
-    credentials: str | None = None  # a key of credentials.yml: basic.auth.user.info, ...
-    # Other SchemaRegistryClient properties: ssl.ca.location, timeout, max.retries, ...
-    properties: dict[str, str | int | float | bool] = Field(default_factory=dict)
+    url: str = Field(
+        description="The registry's URL; several, comma-separated, are tried in turn. No login "
+        "in it: that goes in `credentials`."
+    )
+    credentials: str | None = Field(
+        default=None,
+        description="A key of credentials.yml holding the secrets (`basic.auth.user.info: "
+        '"user:password"`).',
+    )
+    properties: dict[str, str | int | float | bool] = Field(
+        default_factory=dict,
+        description="Other SchemaRegistryClient properties (`ssl.ca.location`, `timeout`, "
+        "`max.retries`, ...); no secrets, no `url`.",
+    )
     _secrets: dict[str, SecretStr] = PrivateAttr(default_factory=dict)
 
     def client_properties(self) -> dict[str, Any]:
@@ -111,12 +121,33 @@ class KafkaConfig(_Strict):
     """How every client reaches the cluster: its address, librdkafka properties for all
     clients or one role, and the credentials.yml entry holding the secrets."""
 
-    bootstrap_servers: str = DEFAULT_BOOTSTRAP_SERVERS
-    client: dict[str, str | int | float | bool] = Field(default_factory=dict)
-    consumer: dict[str, str | int | float | bool] = Field(default_factory=dict)
-    producer: dict[str, str | int | float | bool] = Field(default_factory=dict)
-    credentials: str | None = None  # a key of credentials.yml
-    schema_registry: SchemaRegistryConfig | None = None  # needed by format avro-confluent
+    bootstrap_servers: str = Field(
+        default=DEFAULT_BOOTSTRAP_SERVERS,
+        description="The cluster's address; `--bootstrap-servers` or `KAFKA_BOOTSTRAP_SERVERS` "
+        "override it.",
+    )
+    client: dict[str, str | int | float | bool] = Field(
+        default_factory=dict,
+        description="librdkafka properties of every client (`security.protocol`, "
+        "`sasl.mechanism`, ...); an inline secret is refused.",
+    )
+    consumer: dict[str, str | int | float | bool] = Field(
+        default_factory=dict,
+        description="librdkafka properties of the consumer only, over `client`'s "
+        "(`session.timeout.ms`, `group.protocol`, ...).",
+    )
+    producer: dict[str, str | int | float | bool] = Field(
+        default_factory=dict,
+        description="librdkafka properties of the producer only, over `client`'s.",
+    )
+    credentials: str | None = Field(
+        default=None,
+        description="A key of credentials.yml whose properties (`sasl.password`, "
+        "`ssl.key.password`, ...) every client gets.",
+    )
+    schema_registry: SchemaRegistryConfig | None = Field(
+        default=None, description="The schema registry, needed by format `avro-confluent`."
+    )
     # Client properties from credentials.yml: private, so no dump, repr or log shows them.
     _secrets: dict[str, SecretStr] = PrivateAttr(default_factory=dict)
 
@@ -139,80 +170,175 @@ class KafkaConfig(_Strict):
 class InputConfig(_Strict):
     """What the stream reads, and what the namespace receives it as (the injected dataset)."""
 
-    topics: list[str] = Field(min_length=1)
-    dataset: str
-    format: Format = Format.JSON
-    schema_path: Path | None = Field(default=None, alias="schema")
-    data_type: Literal["pandas", "records"] = "pandas"
-    metadata_columns: bool = False  # add _key, _topic, _partition, _offset, _timestamp
+    topics: list[str] = Field(
+        min_length=1, description="The topics read; a stateful stream reads exactly one."
+    )
+    dataset: str = Field(description="The namespace's input dataset each batch is injected as.")
+    format: Format = Field(default=Format.JSON, description="How message values are read.")
+    schema_path: Path | None = Field(
+        default=None,
+        alias="schema",
+        description="An `.avsc` file: required by `avro`; `json` records are validated against "
+        "it; `avro-confluent` resolves the registry's writer schema to it.",
+    )
+    data_type: Literal["pandas", "records"] = Field(
+        default="pandas",
+        description="`pandas`: a DataFrame with the schema's columns; `records`: a list of dicts.",
+    )
+    metadata_columns: bool = Field(
+        default=False,
+        description="Add `_key _topic _partition _offset _timestamp`; an output record that keeps "
+        "them gets its source record's headers.",
+    )
 
 
 class OutputConfig(_Strict):
     """Where one output dataset of the namespace is published, and how it is written."""
 
-    topic: str
-    format: Format = Format.JSON
-    schema_path: Path | None = Field(default=None, alias="schema")
-    key: str | None = None  # a field of the output record used as the message key
-    auto_register: bool = True  # avro-confluent: register the schema under "<topic>-value"
+    topic: str = Field(description="The topic the output's records are published to.")
+    format: Format = Field(default=Format.JSON, description="How message values are written.")
+    schema_path: Path | None = Field(
+        default=None,
+        alias="schema",
+        description="An `.avsc` file: required by `avro` and `avro-confluent`.",
+    )
+    key: str | None = Field(
+        default=None, description="A field of the output record used as the message key."
+    )
+    auto_register: bool = Field(
+        default=True,
+        description="`avro-confluent`: register the schema under `<topic>-value`; `false`: it "
+        "must already be registered.",
+    )
 
 
 class BatchConfig(_Strict):
     """How big a micro-batch may grow, and how long an idle consumer waits to fill one."""
 
-    max_size: PositiveInt = 1000
-    max_wait_ms: PositiveInt = 500  # waited only when no record is at hand
+    max_size: PositiveInt = Field(default=1000, description="The most records a batch holds.")
+    max_wait_ms: PositiveInt = Field(
+        default=500,
+        description="How long an idle consumer waits for a batch to fill; records already "
+        "fetched make a batch at once.",
+    )
 
 
 class RetryConfig(_Strict):
     """How often a failing batch is run again, with exponential backoff, before
     ``on_failure`` applies."""
 
-    attempts: PositiveInt = 3  # runs of a failing batch before on_failure applies
-    backoff_ms: PositiveInt = 200
-    backoff_max_ms: PositiveInt = 10_000
+    attempts: PositiveInt = Field(
+        default=3, description="Runs of a failing batch before `on_failure` applies."
+    )
+    backoff_ms: PositiveInt = Field(
+        default=200, description="The wait before the first retry, doubled after each."
+    )
+    backoff_max_ms: PositiveInt = Field(
+        default=10_000, description="The longest wait between two runs."
+    )
 
 
 class StateConfig(_Strict):
     """One per-key state of a stream, kept per input partition (see ``kedro_stream.state``)."""
 
-    input: str  # dataset injected with the current rows of the batch's keys
-    updates: str  # output dataset: rows that replace them; ``_deleted: true`` removes a key
-    key: str  # column of the records, the rows and the updates; equals the message key
-    changelog_topic: str = ""  # default: "<group_id>-<state name>-changelog"
+    input: str = Field(
+        description="The namespace's dataset injected with the current rows of the batch's keys."
+    )
+    updates: str = Field(
+        description="The namespace's output of rows that replace them, one per changed key; "
+        "`_deleted: true` removes a key."
+    )
+    key: str = Field(
+        description="A column of the records, the rows and the updates; the input records' "
+        "message key."
+    )
+    changelog_topic: str = Field(
+        default="",
+        description="The compacted topic a partition's store is restored from.",
+        json_schema_extra={"default_text": "<group_id>-<state name>-changelog"},
+    )
 
 
 class StreamConfig(_Strict):
     """One stream: input topics → a namespace → output topics."""
 
-    namespace: str | None = None
-    pipeline: str = "__default__"
-    group_id: str
-    input: InputConfig
-    outputs: dict[str, OutputConfig] = Field(default_factory=dict)
-    # Outputs of the namespace deliberately not published; any other unpublished one is warned of.
-    ignore_outputs: list[str] = Field(default_factory=list)
-    state: dict[str, StateConfig] = Field(default_factory=dict)
-    # Where each partition's state store lives; relative paths start at the project.
-    state_dir: Path = Path("data/state")
-    batch: BatchConfig = Field(default_factory=BatchConfig)
-    guarantee: Guarantee = Guarantee.AT_LEAST_ONCE
-    transactional_id: str | None = None
-    retry: RetryConfig = Field(default_factory=RetryConfig)
+    namespace: str | None = Field(
+        default=None,
+        description="The namespace the stream runs; `null`: the nodes without a namespace.",
+    )
+    pipeline: str = Field(
+        default="__default__", description="The registered pipeline the namespace is taken from."
+    )
+    group_id: str = Field(
+        description="The consumer group; instances with the same `group_id` share the partitions."
+    )
+    input: InputConfig = Field(description="What the stream reads.")
+    outputs: dict[str, OutputConfig] = Field(
+        default_factory=dict,
+        description="Where each output is published, by the namespace's short dataset name.",
+    )
+    ignore_outputs: list[str] = Field(
+        default_factory=list,
+        description="Outputs of the namespace deliberately not published; any other "
+        "unpublished output is warned of at start.",
+    )
+    state: dict[str, StateConfig] = Field(
+        default_factory=dict,
+        description="Per-key states, by name (letters, digits, `_`, `-`, `.`); they share one key.",
+    )
+    state_dir: Path = Field(
+        default=Path("data/state"),
+        description="Where each partition's state store lives; a relative path starts at the "
+        "project.",
+    )
+    batch: BatchConfig = Field(
+        default_factory=BatchConfig, description="How micro-batches are collected."
+    )
+    guarantee: Guarantee = Field(
+        default=Guarantee.AT_LEAST_ONCE,
+        description="`exactly-once`: outputs, dead letters and offsets in one transaction per "
+        "batch.",
+    )
+    transactional_id: str | None = Field(
+        default=None,
+        description="`exactly-once`: the producer's `transactional.id`, stable per instance so "
+        "a restarted one fences the old.",
+        json_schema_extra={"default_text": "<group_id>-<hostname>"},
+    )
+    retry: RetryConfig = Field(
+        default_factory=RetryConfig, description="How a failing batch is run again."
+    )
     # stop by default: it commits nothing it could not process, so no result depends on
     # this choice. isolate (for per-record nodes) keeps one poison record from taking its batch
     # to the dead-letter topic; it judges records by running parts of the batch, so a node
     # whose outcome depends on the batch's other records (one that needs two rows, a check
     # of a batch total) can make good records look poison, or fail only together and send
     # the batch whole to the dead-letter topic as dead-letter would.
-    on_failure: OnFailure = OnFailure.STOP
-    dead_letter_topic: str = ""  # default: "<first input topic>.dlq"
-    max_poll_interval_s: PositiveFloat = 300.0
-    # A run longer than this fails the batch (retry, then on_failure); the hung thread is
-    # abandoned, so prefer on_failure: stop, letting a restart reclaim it.
-    run_timeout_s: PositiveFloat | None = None
-    # How long one flush, or one transaction call, waits for the broker before the batch fails.
-    commit_timeout_s: PositiveFloat = 30.0
+    on_failure: OnFailure = Field(
+        default=OnFailure.STOP,
+        description="What a batch that still fails after its retries does.",
+    )
+    dead_letter_topic: str = Field(
+        default="",
+        description="Where records that fail go, with their error in headers.",
+        json_schema_extra={"default_text": "<first input topic>.dlq"},
+    )
+    max_poll_interval_s: PositiveFloat = Field(
+        default=300.0,
+        description="The consumer's `max.poll.interval.ms`, in seconds; `/readyz` fails while a "
+        "batch runs longer.",
+    )
+    # The hung thread is abandoned, so prefer on_failure: stop, letting a restart reclaim it.
+    run_timeout_s: PositiveFloat | None = Field(
+        default=None,
+        description="A run longer than this fails the batch (retry, then `on_failure`); `null`: "
+        "no limit.",
+    )
+    commit_timeout_s: PositiveFloat = Field(
+        default=30.0,
+        description="How long one flush, or one transaction call, waits for the broker before "
+        "the batch fails.",
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -298,8 +424,14 @@ class StateQueriesConfig(_Strict):
     """``GET /state/<name>/<key>`` on the metrics port. State is business data and the port is
     often reachable from outside, so it is off by default and always wants a bearer token."""
 
-    enabled: bool = False
-    credentials: str | None = None  # a key of credentials.yml holding ``token``
+    enabled: bool = Field(
+        default=False, description="Serve `GET /state/<name>/<key>` on the metrics port."
+    )
+    credentials: str | None = Field(
+        default=None,
+        description="A key of credentials.yml holding the bearer token as `token`; required "
+        "when enabled.",
+    )
     # The token from credentials.yml: private, so no dump, repr or log shows it.
     _token: SecretStr | None = PrivateAttr(default=None)
 
@@ -322,18 +454,41 @@ class StateQueriesConfig(_Strict):
 class MetricsConfig(_Strict):
     """The HTTP endpoint of metrics and probes, and how often lag is read."""
 
-    port: int | None = Field(default=None, ge=0, le=65535)  # /metrics, /healthz, /readyz
-    host: str = Field(default="0.0.0.0", min_length=1)  # every interface: scraped from outside
-    lag_interval_s: PositiveFloat = 5.0  # how often consumer lag is read from the broker
-    state_queries: StateQueriesConfig = Field(default_factory=StateQueriesConfig)
+    port: int | None = Field(
+        default=None,
+        ge=0,
+        le=65535,
+        description="Serve `/metrics`, `/healthz`, `/readyz` here (0 picks a free port; `null`: "
+        "no server); `--metrics-port` overrides it.",
+    )
+    # Every interface by default: metrics are scraped from outside.
+    host: str = Field(
+        default="0.0.0.0",
+        min_length=1,
+        description="The interface the server listens on; `127.0.0.1` keeps it on the machine.",
+    )
+    lag_interval_s: PositiveFloat = Field(
+        default=5.0,
+        description="How often consumer lag is read from the broker, by a client off the loop's "
+        "thread.",
+    )
+    state_queries: StateQueriesConfig = Field(
+        default_factory=StateQueriesConfig, description="Interactive queries of per-key state."
+    )
 
 
 class StreamFile(_Strict):
     """The whole of ``stream.yml``."""
 
-    kafka: KafkaConfig = Field(default_factory=KafkaConfig)
-    metrics: MetricsConfig = Field(default_factory=MetricsConfig)
-    streams: dict[str, StreamConfig] = Field(default_factory=dict)
+    kafka: KafkaConfig = Field(
+        default_factory=KafkaConfig, description="How every client reaches the cluster."
+    )
+    metrics: MetricsConfig = Field(
+        default_factory=MetricsConfig, description="The HTTP endpoint of metrics and probes."
+    )
+    streams: dict[str, StreamConfig] = Field(
+        default_factory=dict, description="The streams, by name (any name)."
+    )
 
     def readers(self, topic: str, *, stateful: bool = False) -> dict[str, StreamConfig]:
         """The streams that read ``topic``, by name; with ``stateful``, only those that keep

@@ -1,9 +1,10 @@
 """Run a compiled namespace's nodes in topological order, firing Kedro's node and dataset hooks.
 
 Kedro's runners build and mutate a catalog, copy every dataset through ``MemoryDataset`` and log
-each node at INFO: together 5-40 ms per run (see the README). Here values pass between nodes in a
-plain dict (``copy_mode="assign"`` semantics), node lines are logged at DEBUG only, and a hook is
-called only when some plugin implements it: a run costs little more than the node functions.
+each node at INFO: together 5-40 ms per run (see docs/performance.md). Here values pass between
+nodes in a plain dict (``copy_mode="assign"`` semantics), node lines are logged at DEBUG only, and
+a hook is called only when some plugin implements it: a run costs little more than the node
+functions.
 """
 
 from __future__ import annotations

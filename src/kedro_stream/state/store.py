@@ -1,7 +1,7 @@
 """One input partition's state in a local RocksDB (rocksdict): rows by key, and how far into the
 changelog the store is known to agree with it.
 
-Chosen by measurement (``bench/state_store.py``, figures in the README) against SQLite and LMDB
+Chosen by measurement (``bench/state_store.py``, figures in docs/state.md) against SQLite and LMDB
 for what a batch asks, one multi-get and one atomic write of ~1 000 keys: RocksDB costs a fifth
 of SQLite; LMDB is as fast only without syncing, where its documentation warns that a machine
 crash may corrupt the file. RocksDB's write-ahead log (checksummed, not synced per write) loses

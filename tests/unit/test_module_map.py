@@ -1,5 +1,6 @@
-"""The README's "What is here" matches the tree: every room and module of the package is named
-there, every path it names exists, and its layers are the ones the import-graph test holds."""
+"""The module map, "What is here" in docs/development.md, matches the tree: every room and module
+of the package is named there, every path it names exists, and its layers are the ones the
+import-graph test holds."""
 
 from __future__ import annotations
 
@@ -13,9 +14,10 @@ SRC = REPO / "src" / PACKAGE
 
 
 def what_is_here() -> str:
-    readme = (REPO / "README.md").read_text()
-    start = readme.index("## What is here\n")
-    return readme[start : readme.index("\n## ", start + 1)]
+    page = (REPO / "docs" / "development.md").read_text()
+    start = page.index("## What is here\n")
+    stop = page.find("\n## ", start + 1)
+    return page[start : stop if stop >= 0 else len(page)]
 
 
 def test_every_module_is_named() -> None:
@@ -27,13 +29,13 @@ def test_every_module_is_named() -> None:
         name = path.name if path.parent == SRC else path.stem
         if f"`{name}`" not in section and f"`{path.name}`" not in section:
             missing.append(str(path.relative_to(REPO)))
-    assert not missing, f"not in the README's What is here: {missing}"
+    assert not missing, f"not in docs/development.md's What is here: {missing}"
 
 
 def test_every_path_named_exists() -> None:
     named = re.findall(r"`((?:src|tests|bench|deploy|conf|schemas)/[^`]*)`", what_is_here())
     missing = [path for path in named if "<" not in path and not (REPO / path).exists()]
-    assert named and not missing, f"named in the README but not in the tree: {missing}"
+    assert named and not missing, f"named in docs/development.md but not in the tree: {missing}"
 
 
 def test_the_layers_are_the_import_graph_test_s() -> None:
