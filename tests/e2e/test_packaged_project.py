@@ -161,6 +161,9 @@ def test_a_packaged_project_streams_from_a_folder_holding_only_its_conf_archive(
     env["KEDRO_STREAM_CREDENTIALS"] = str(secret)
     compiled = _run(bin_ / "kedro-stream", "compile", cwd=app, env=env)
     assert "ok" in compiled.splitlines()[-1]
+    # Kedro's own CLI has the commands too, though no project is around them.
+    through_kedro = _run(python, "-m", "kedro", "stream", "compile", cwd=app, env=env)
+    assert "ok" in through_kedro.splitlines()[-1]
 
     create_input(kafka_broker, names, partitions=2)
     sent = [
