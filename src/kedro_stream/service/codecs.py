@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 from kedro_stream.config import NO_REGISTRY, ConfigError, Format, KafkaConfig, StreamConfig
 from kedro_stream.serde import Codec, build_codec
 from kedro_stream.serde.avro import load_schema
+from kedro_stream.serde.base import record_fields
 
 if TYPE_CHECKING:
     from confluent_kafka.schema_registry import SchemaRegistryClient
@@ -64,6 +65,18 @@ def check_schemas(stream: StreamConfig, project_path: Path) -> None:
             load_schema(path)
         except ValueError as exc:
             raise ConfigError(f"{where}.schema: {exc}") from None
+
+
+def input_schema_fields(stream: StreamConfig, project_path: Path) -> tuple[str, ...] | None:
+    """The input records' fields as ``input.schema`` declares them; ``None`` without a schema,
+    or with one that does not load (:func:`check_schemas` says why)."""
+    path = _path(project_path, stream.input.schema_path)
+    if path is None or not path.is_file():
+        return None
+    try:
+        return record_fields(load_schema(path))
+    except ValueError:
+        return None
 
 
 def schema_registry_for(stream: StreamConfig, kafka: KafkaConfig) -> SchemaRegistryClient | None:
