@@ -157,7 +157,9 @@ class FakeSession:
         self.runs = 0
 
     def compiled(self, namespace: str | None) -> SimpleNamespace:
-        return SimpleNamespace(inputs={"batch": "ns.batch"}, outputs={"ns.out": "out"}, states={})
+        return SimpleNamespace(
+            inputs={"batch": "ns.batch"}, outputs={"ns.out": "out"}, states={}, report=()
+        )
 
     def run(self, namespace: str | None, inputs: dict[str, Any]) -> dict[str, Any]:
         self.runs += 1

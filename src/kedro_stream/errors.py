@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Iterable
 
 
@@ -63,3 +64,10 @@ def choices(names: Iterable[str]) -> str:
     """Render valid names for an error message, or say there are none."""
     listed = sorted(names)
     return ", ".join(repr(n) for n in listed) if listed else "(none)"
+
+
+def did_you_mean(given: str, names: Iterable[str]) -> str:
+    """`` (did you mean 'x'?)`` when one of ``names`` is close to ``given``, else nothing: a
+    typo is answered with the likely fix, not only with the list of valid names."""
+    close = difflib.get_close_matches(given, [str(n) for n in names], n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""

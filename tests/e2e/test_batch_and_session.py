@@ -83,6 +83,26 @@ def test_compile_prints_the_roles_of_scoring(project_after_kedro_run: Path) -> N
     assert "namespace: None" not in out
 
 
+def test_compile_without_flags_compiles_the_stream_of_stream_yml(
+    project_after_kedro_run: Path,
+) -> None:
+    """Before, it compiled the __default__ pipeline: a table for namespace None, and the state
+    datasets shown as a plain input and output."""
+    out = kedro(project_after_kedro_run, "stream", "compile").stdout
+    rows = {
+        cells[0]: cells[1]
+        for line in out.splitlines()
+        if line.startswith("│")
+        and len(cells := [c.strip() for c in line.strip("│").split("│")]) > 1
+    }
+    assert rows["scoring.account_activity"] == "state"
+    assert rows["scoring.account_activity_updates"] == "state"
+    assert rows["payments"] == "input"
+    assert "namespace: scoring" in out
+    assert "namespace: None" not in out
+    assert "stream payment-scoring:" in out
+
+
 def test_compile_reports_an_unknown_namespace(project_after_kedro_run: Path) -> None:
     done = run_kedro(project_after_kedro_run, "stream", "compile", "--namespace", "scorin")
     assert done.returncode != 0

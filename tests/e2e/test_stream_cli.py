@@ -12,8 +12,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 
-from tests.conftest import KEDRO, kedro
+from tests.conftest import KEDRO, kedro, run_kedro
 from tests.kafka_helpers import committed, read_topic, wait_until
 from tests.reconcile import (
     assert_reconciled,
@@ -109,7 +110,8 @@ def test_broker_produce_consume_as_a_user(stream_project: Path) -> None:
         bootstrap = first_line.removeprefix("bootstrap.servers=")
         events = stream_project / "data/01_raw/payments.jsonl"
         poison = stream_project / "poison.jsonl"
-        poison.write_text('not json\n{"payment_id": "p-1"}\n[]\n')
+        # Keyed as the state wants (produce refuses a record without its key field).
+        poison.write_text('not json\n{"payment_id": "p-1", "account_id": "a-1"}\n[]\n')
         produce = ("produce", "--topic", names["input"], "--bootstrap-servers", bootstrap)
         keyed = ("--key", "account_id")
         out = kedro(
@@ -325,3 +327,88 @@ def test_a_stateful_consume_that_never_reaches_kafka_fails_with_one_line(
     assert "%3|" not in done.stderr
     warnings = [line for line in lines if "Cannot reach Kafka" in line]
     assert len(warnings) == 1 and "(connection refused); retrying" in warnings[0], lines
+
+
+def closed_port_address() -> str:
+    """An address nothing listens on: a command that tried to reach Kafka there would say so."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return f"127.0.0.1:{probe.getsockname()[1]}"  # closed once the probe is
+
+
+def error_line_of(project: Path, *args: str) -> str:
+    """The last line of a ``kedro stream`` command that must fail with one ``Error:`` line."""
+    done = subprocess.run(
+        [KEDRO, "stream", *args],
+        cwd=project,
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 1, done.stdout + done.stderr
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith("Error: "), done.stderr
+    return last
+
+
+def test_a_typo_in_the_state_key_is_refused_by_compile_consume_and_produce(
+    stream_project: Path,
+) -> None:
+    """state.activity.key: account instead of account_id. Before, compile said ok, produce sent
+    every record with no key and consume dead-lettered them all, exiting 0."""
+    typo = stream_project / "conf" / "typo"
+    typo.mkdir()
+    stream_yml = (stream_project / "conf" / "base" / "stream.yml").read_text()
+    assert "        key: account_id\n" in stream_yml
+    (typo / "stream.yml").write_text(stream_yml.replace("key: account_id\n", "key: account\n"))
+    address = closed_port_address()
+
+    compiled = run_kedro(stream_project, "stream", "compile", "-e", "typo")
+    assert compiled.returncode == 1, compiled.stdout + compiled.stderr
+    verdict = " ".join(compiled.stdout.split())
+    assert (
+        "problem: stream 'payment-scoring' keeps state 'activity' by key 'account', which is not "
+        "a field of the input schema schemas/payment.avsc nor of state dataset "
+        "'account_activity' (did you mean 'account_id'?). Fields: the input schema "
+        "schemas/payment.avsc: ['payment_id', 'account_id'," in verdict
+    )
+    assert "state dataset 'account_activity': ['account_id', 'times', 'amounts'," in verdict
+
+    consume = ("consume", "-t", "payments", "-e", "typo", "--bootstrap-servers", address)
+    assert error_line_of(stream_project, *consume).startswith(
+        "Error: the stream reading 'payments' keeps state 'activity' by key 'account', which is "
+        "not a field of the input schema schemas/payment.avsc nor of state dataset "
+        "'account_activity' (did you mean 'account_id'?)."
+    )
+
+    events = str(stream_project / "data/01_raw/payments.jsonl")
+    produce = ("produce", "-t", "payments", "-f", events, "-e", "typo")
+    assert error_line_of(stream_project, *produce, "--bootstrap-servers", address) == (
+        "Error: line 1 of payments.jsonl has no value for field 'account', which keys the "
+        "messages (--key chooses another field); nothing was sent"
+    )
+
+
+def test_a_state_dataset_missing_from_the_catalog_is_a_compile_problem(
+    stream_project: Path,
+) -> None:
+    """The stream injects the state rows and runs without it; `kedro run` fails."""
+    catalog = stream_project / "conf" / "base" / "catalog.yml"
+    entries = yaml.safe_load(catalog.read_text())
+    del entries["scoring.account_activity"]
+    catalog.write_text(yaml.safe_dump(entries))
+
+    compiled = run_kedro(stream_project, "stream", "compile")
+
+    assert compiled.returncode == 1, compiled.stdout + compiled.stderr
+    assert (
+        "problem: stream.yml keeps state in ['account_activity'], which the catalog has no entry "
+        "for: the stream injects the rows, but `kedro run` of namespace 'scoring' has nothing to "
+        "load them from and fails. Add to conf/base/catalog.yml: scoring.account_activity: "
+        "{type: kedro_stream.datasets.StateDataset, columns: [account_id, ...]}"
+    ) in " ".join(compiled.stdout.split())
+    assert compiled.stderr.strip().splitlines()[-1] == (
+        "Error: 1 problem found (listed above); consume would stop on the first"
+    )

@@ -161,7 +161,10 @@ def test_compile_checks_every_stream_without_a_broker(project: Path) -> None:
     stream_yml = (project / "conf" / "base" / "stream.yml").read_text()
     (typo / "stream.yml").write_text(stream_yml.replace("    on_failure:", "    on_falure:"))
     error = one_error(run(project, "kedro", "stream", "compile", "-e", "typo"))
-    assert "streams.detection.on_falure" in error
+    assert (
+        "streams.detection.on_falure: Extra inputs are not permitted "
+        "(did you mean 'on_failure'?)" in error
+    )
 
 
 def test_a_stream_in_a_user_project(project: Path, broker: str) -> None:

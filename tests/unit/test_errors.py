@@ -10,6 +10,7 @@ from kedro_stream.errors import (
     KedroStreamError,
     UnknownNamespaceError,
     choices,
+    did_you_mean,
     first_line,
     flattened,
     headline,
@@ -61,3 +62,10 @@ def test_choices_are_sorted_and_quoted() -> None:
 @pytest.mark.parametrize("empty", [[], set(), iter(())])
 def test_no_choices_say_none(empty: object) -> None:
     assert choices(empty) == "(none)"  # type: ignore[arg-type]
+
+
+def test_a_close_name_is_suggested_and_a_far_one_is_not() -> None:
+    assert did_you_mean("on_falure", ["on_failure", "retry"]) == " (did you mean 'on_failure'?)"
+    assert did_you_mean("user", ["user_id", "amount"]) == " (did you mean 'user_id'?)"
+    assert did_you_mean("zzz", ["on_failure", "retry"]) == ""
+    assert did_you_mean("x", []) == ""

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from kedro_stream.metrics.http import PATHS
@@ -53,10 +54,11 @@ def print_check(console: Console, check: StreamCheck) -> None:
         f"dead letters → {stream.dead_letter_topic}",
         highlight=False,
     )
+    # Escaped: a message quoting YAML (``columns: [account_id, ...]``) is not markup.
     for warning in check.warnings:
-        console.print(f"  [yellow]warning[/]: {warning}", highlight=False)
+        console.print(f"  [yellow]warning[/]: {escape(warning)}", highlight=False)
     for problem in check.problems:
-        console.print(f"  [red]problem[/]: {problem}", highlight=False)
+        console.print(f"  [red]problem[/]: {escape(problem)}", highlight=False)
     if not check.problems:
         console.print("  [green]ok[/]", highlight=False)
 

@@ -17,7 +17,7 @@ from kedro_stream.cli import options
 from kedro_stream.cli.errors import error_line
 from kedro_stream.config import Project, StreamFile, command_stream_file
 from kedro_stream.kafka.command_clients import command_producer, ensure_reachable
-from kedro_stream.kafka.file_producer import produce_file, read_messages
+from kedro_stream.kafka.file_producer import check_records, produce_file, read_messages
 
 
 @click.command("produce")
@@ -80,6 +80,9 @@ def produce_command(
             f"dead-letters records keyed by anything else (here: {key_field})",
             err=True,
         )
+    # Every record is checked before any is sent (or the broker reached): a bad one found
+    # halfway would leave those before it sent, and the fixed file sent again would repeat them.
+    check_records(path, fmt=fmt, schema_path=schema, key_field=key_field, count=count)
     producer = command_producer(file.kafka)
     ensure_reachable(producer, file.kafka)
     messages = read_messages(path, fmt=fmt, schema_path=schema, key_field=key_field)

@@ -26,7 +26,7 @@ def parse_stream_file(raw: Mapping[str, Any], credentials: Mapping[str, Any]) ->
     try:
         parsed = StreamFile.model_validate(raw)
     except ValidationError as exc:
-        raise ConfigError(f"stream.yml is invalid: {described(exc)}") from None
+        raise ConfigError(f"stream.yml is invalid: {described(exc, StreamFile)}") from None
     if parsed.kafka.credentials is not None:
         parsed.kafka._secrets = secrets_of(
             credentials, parsed.kafka.credentials, "kafka.credentials"

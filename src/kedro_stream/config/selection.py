@@ -61,4 +61,4 @@ def apply_overrides(stream: StreamConfig, overrides: Mapping[str, Any]) -> Strea
     try:
         return StreamConfig.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(f"Invalid option: {described(exc)}") from None
+        raise ConfigError(f"Invalid option: {described(exc, StreamConfig)}") from None

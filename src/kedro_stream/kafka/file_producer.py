@@ -2,7 +2,8 @@
 
 JSON Lines lines are sent as they are (a malformed line stays malformed: useful to exercise
 the dead-letter path); Avro container files are re-encoded record by record in the target
-format.
+format. A record that has no value for the key field is refused: its message would go out with
+no key, which a stateful stream dead-letters.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import json
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -39,9 +41,16 @@ class ProduceReport:
     first_error: str | None = None
 
 
-def _key_of(record: Any, key_field: str | None) -> bytes | None:
-    if key_field is None or not isinstance(record, dict) or record.get(key_field) is None:
+def _key_of(record: Any, key_field: str | None, where: str, path: Path) -> bytes | None:
+    """The message key; ``None`` without a key field, or for a line that is no JSON object
+    (sent as it is, for the dead-letter path)."""
+    if key_field is None or not isinstance(record, dict):
         return None
+    if record.get(key_field) is None:
+        raise BadRecord(
+            f"{where} of {path.name} has no value for field {key_field!r}, which keys the "
+            "messages (--key chooses another field)"
+        )
     return str(record[key_field]).encode()
 
 
@@ -65,7 +74,8 @@ def read_messages(
             )
             codec = AvroCodec(schema) if fmt == "avro" else JsonCodec(None)
             for number, record in enumerate(reader, start=1):
-                yield _key_of(record, key_field), _encoded(codec, record, f"record {number}", path)
+                where = f"record {number}"
+                yield _key_of(record, key_field, where, path), _encoded(codec, record, where, path)
         return
     avro = AvroCodec(load_schema(schema_path)) if fmt == "avro" and schema_path else None
     if fmt == "avro" and avro is None:
@@ -79,20 +89,36 @@ def read_messages(
                 record = json.loads(line)
             except ValueError:
                 record = None  # sent as is: the consumer dead-letters it
+            key = _key_of(record, key_field, f"line {number}", path)
             if avro is not None and isinstance(record, dict):
-                yield _key_of(record, key_field), _encoded(avro, record, f"line {number}", path)
+                yield key, _encoded(avro, record, f"line {number}", path)
             else:
-                yield _key_of(record, key_field), line
+                yield key, line
 
 
 def _encoded(codec: AvroCodec | JsonCodec, record: Any, where: str, path: Path) -> bytes:
     try:
         return codec.encode(record)
     except EncodeError as exc:
-        raise BadRecord(
-            f"{where} of {path.name} does not match the schema ({exc}); the records before it "
-            "were sent, none from it on"
-        ) from None
+        raise BadRecord(f"{where} of {path.name} does not match the schema ({exc})") from None
+
+
+def check_records(
+    path: Path, *, fmt: str, schema_path: Path | None, key_field: str | None, count: int | None
+) -> None:
+    """Read, key and encode the records that would be sent (at most ``count``), sending none:
+    a bad record raises :class:`BadRecord`, saying that nothing was sent.
+
+    Run before producing: a bad record found halfway would leave the records before it sent,
+    and producing the fixed file again would send them twice (a stateful stream would count
+    them twice). The file is read twice; for a test-data simulator, a fair price."""
+    try:
+        for _ in islice(
+            read_messages(path, fmt=fmt, schema_path=schema_path, key_field=key_field), count
+        ):
+            pass
+    except BadRecord as exc:
+        raise BadRecord(f"{exc}; nothing was sent") from None
 
 
 def produce_file(

@@ -17,6 +17,7 @@ from kedro_stream.config import (
 )
 from kedro_stream.serde import Codec, build_codec
 from kedro_stream.serde.avro import load_schema
+from kedro_stream.serde.base import record_fields
 
 if TYPE_CHECKING:
     from confluent_kafka.schema_registry import SchemaRegistryClient
@@ -69,6 +70,16 @@ def check_schemas(stream: StreamConfig, project: Project) -> None:
             load_schema(path)
         except ValueError as exc:
             raise ConfigError(f"{where}.schema: {exc}") from None
+
+
+def input_schema_fields(stream: StreamConfig, project: Project) -> tuple[str, ...] | None:
+    """The input records' fields as ``input.schema`` declares them; ``None`` without a schema,
+    or with one that is not found or does not load (:func:`check_schemas` says why)."""
+    try:
+        path = _path(project, stream.input.schema_path)
+        return None if path is None else record_fields(load_schema(path))
+    except (ConfigError, ValueError):
+        return None
 
 
 def schema_registry_for(stream: StreamConfig, kafka: KafkaConfig) -> SchemaRegistryClient | None:

@@ -13,14 +13,19 @@ from dataclasses import dataclass
 from kedro_stream.config import KafkaConfig, Project, StreamConfig
 from kedro_stream.kafka.clients import make_restore_consumer
 from kedro_stream.metrics import StreamMetrics
-from kedro_stream.service.codecs import stream_codecs
+from kedro_stream.service.codecs import input_schema_fields, stream_codecs
 from kedro_stream.service.dead_letters import DeadLetters
 from kedro_stream.service.decode import Decoder
 from kedro_stream.service.encode import Encoder
 from kedro_stream.service.namespace_io import (
+    check_state_key,
     check_states,
     input_dataset,
     published_outputs,
+    state_key_fields,
+    undeclared,
+    undeclared_states,
+    undeclared_states_message,
     unpublished_outputs,
     unpublished_warning,
 )
@@ -52,7 +57,9 @@ def build_parts(
 ) -> LoopParts:
     """The parts of ``stream``'s loop; a stream.yml that does not fit the namespace raises."""
     compiled = session.compiled(stream.namespace)
-    input_name = input_dataset(compiled.inputs, stream, compiled.states)
+    input_name = input_dataset(
+        compiled.inputs, stream, compiled.states, undeclared=undeclared(compiled)
+    )
     codecs = stream_codecs(stream, kafka, project)
     dead_letters = DeadLetters(stream.dead_letter_topic, stream.namespace)
     state: State = (
@@ -66,6 +73,12 @@ def build_parts(
         else NoState()
     )
     check_states(compiled, stream)
+    check_state_key(
+        state_key_fields(compiled, stream, input_schema_fields(stream, project)), stream
+    )
+    missing_states = undeclared_states(compiled, stream)
+    if missing_states:  # the stream needs no catalog entry; `kedro run` does
+        logger.warning(undeclared_states_message(missing_states, stream))
     with_metadata = stream.input.metadata_columns
     decoder = Decoder(codecs.input, dead_letters, with_metadata=with_metadata, key_field=state.key)
     encoder = Encoder(

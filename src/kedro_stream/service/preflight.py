@@ -2,8 +2,13 @@
 
 It runs the checks ``consume`` runs at start, the same functions, so the two cannot disagree:
 the file parses, the environment exists, each stream's pipeline and namespace exist, its input
-is an input of the namespace, its outputs are outputs, its schemas exist and parse, and its
+is an input of the namespace, its outputs are outputs, its schemas exist and parse, its state
+key is a field of the input schema and of the state datasets' declared columns, and its
 artifacts are on disk (checked, not loaded). Unpublished outputs are warnings.
+
+Two checks are compile's own, because a stream runs without them: a state whose dataset has no
+catalog entry (the stream injects its rows; ``kedro run`` of the namespace fails) is a problem
+here and a warning at start; a state key with nothing to check it against is a warning.
 """
 
 from __future__ import annotations
@@ -13,12 +18,18 @@ from dataclasses import dataclass, field
 
 from kedro_stream.config import Project, StreamConfig, StreamFile
 from kedro_stream.errors import KedroStreamError
-from kedro_stream.service.codecs import check_schemas
+from kedro_stream.service.codecs import check_schemas, input_schema_fields
 from kedro_stream.service.namespace_io import (
     check_published,
+    check_state_key,
     check_states,
     input_dataset,
+    state_key_fields,
     state_specs,
+    unchecked_state_key_warning,
+    undeclared,
+    undeclared_states,
+    undeclared_states_message,
     unpublished_outputs,
     unpublished_warning,
 )
@@ -35,6 +46,8 @@ class StreamCheck:
     stream: StreamConfig
     problems: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    # Its namespace as compiled with the roles stream.yml gives; None if it did not compile.
+    compiled: CompiledNamespace | None = None
 
 
 def check_streams(project: Project, file: StreamFile, env: str | None) -> list[StreamCheck]:
@@ -50,6 +63,9 @@ def check_streams(project: Project, file: StreamFile, env: str | None) -> list[S
         by_pipeline.setdefault(check.stream.pipeline, []).append(check)
     for pipeline, group in by_pipeline.items():
         _check_against_project(project, env, pipeline, group)
+    for check in checks:
+        if check.compiled is not None:
+            _check_namespace_io(check, check.compiled, project)
     return checks
 
 
@@ -68,15 +84,19 @@ def _check_against_project(
         return
     by_namespace = {c.namespace: c for c in compiled}
     for check in checks:
-        _check_namespace_io(check, by_namespace[check.stream.namespace])
+        check.compiled = by_namespace[check.stream.namespace]
 
 
-def _check_namespace_io(check: StreamCheck, compiled: CompiledNamespace) -> None:
+def _check_namespace_io(check: StreamCheck, compiled: CompiledNamespace, project: Project) -> None:
     stream = check.stream
+    known = state_key_fields(compiled, stream, input_schema_fields(stream, project))
     for step in (
-        lambda: input_dataset(compiled.inputs, stream, compiled.states),
+        lambda: input_dataset(
+            compiled.inputs, stream, compiled.states, undeclared=undeclared(compiled)
+        ),
         lambda: check_published(compiled.outputs, stream),
         lambda: check_states(compiled, stream),
+        lambda: check_state_key(known, stream, check.name),
     ):
         try:
             step()
@@ -89,6 +109,11 @@ def _check_namespace_io(check: StreamCheck, compiled: CompiledNamespace) -> None
     else:
         if unpublished:
             check.warnings.append(unpublished_warning(unpublished, stream))
+    if stream.state and not known:
+        check.warnings.append(unchecked_state_key_warning(stream, check.name))
+    missing_states = undeclared_states(compiled, stream)
+    if missing_states:
+        check.problems.append(undeclared_states_message(missing_states, stream))
     for entry in compiled.report:
         if entry.role is Role.ARTIFACT and entry.missing:
             check.problems.append(

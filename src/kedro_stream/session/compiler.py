@@ -55,6 +55,10 @@ class DatasetEntry:
     dataset_type: str
     reason: str
     missing: bool = False  # an artifact whose data is not there yet (checked without loading)
+    declared: bool = True  # the catalog has an entry for it (or a pattern that matches it)
+    # The columns its catalog entry declares (a StateDataset's ``columns``), when it does: what
+    # a state key can be checked against before any row exists.
+    columns: tuple[str, ...] | None = None
 
 
 class ArtifactMissing(ProjectError):
@@ -150,6 +154,14 @@ def _config(catalog: DataCatalog, name: str) -> dict[str, Any]:
     if name not in catalog:
         return {}
     return dict(catalog.config_resolver.resolve_pattern(name) or {})
+
+
+def _declared_columns(
+    dataset_type: str | None, config: Mapping[str, Any]
+) -> tuple[str, ...] | None:
+    if dataset_type != STATE_DATASET_TYPE or not config.get("columns"):
+        return None
+    return tuple(str(column) for column in config["columns"])
 
 
 def _exists(catalog: DataCatalog, name: str) -> bool:
@@ -303,7 +315,10 @@ def _sort_free_inputs(
                 raise ArtifactMissing(name, namespace, exc) from exc
         missing = role is Role.ARTIFACT and not load_artifacts and not _exists(catalog, name)
         shown_type = (dataset_type or "MemoryDataset (injected)").rsplit(".", 1)[-1]
-        out.report.append(DatasetEntry(name, role, shown_type, reason, missing))
+        columns = _declared_columns(dataset_type, config)
+        out.report.append(
+            DatasetEntry(name, role, shown_type, reason, missing, name in catalog, columns)
+        )
 
 
 def _sort_produced(
@@ -311,7 +326,8 @@ def _sort_produced(
 ) -> None:
     for name in sorted(produced):
         dataset_type = catalog.get_type(name) if name in catalog else None
-        template = Template.from_config(name, _config(catalog, name))
+        config = _config(catalog, name)
+        template = Template.from_config(name, config)
         if template is not None:
             out.template_saves[name] = template
             reason = "rendered and saved per run"
@@ -321,7 +337,10 @@ def _sort_produced(
         role = Role.OUTPUT if name in outputs else Role.INTERMEDIATE
         if name in updates:
             role, reason = Role.STATE, "state updates (to the store and changelog)"
-        out.report.append(DatasetEntry(name, role, shown_type, reason))
+        columns = _declared_columns(dataset_type, config)
+        out.report.append(
+            DatasetEntry(name, role, shown_type, reason, declared=name in catalog, columns=columns)
+        )
 
 
 def compile_namespace(

@@ -154,6 +154,19 @@ def test_a_stream_check_lists_warnings_then_problems_and_no_ok() -> None:
     assert console.export_text().splitlines()[1:] == ["  warning: odd", "  problem: bad"]
 
 
+def test_a_message_quoting_yaml_is_printed_as_it_is_not_as_markup() -> None:
+    console = Console(record=True, width=200)
+    problem = "Add to catalog.yml: a: {type: StateDataset, columns: [account_id, ...]} [bold]"
+    check = StreamCheck("scoring", stream_config(), problems=[problem], warnings=["[red]x"])
+
+    print_check(console, check)
+
+    assert console.export_text().splitlines()[1:] == [
+        "  warning: [red]x",
+        f"  problem: {problem}",
+    ]
+
+
 def plan(state: StatePlan | None = None) -> ResetPlan:
     moves = [
         Move("events", 0, current=8, new=0, low=0, high=10),

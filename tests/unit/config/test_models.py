@@ -54,6 +54,38 @@ def test_bad_config_names_the_key_and_allowed_values(raw: dict, message: str) ->
     assert "hunter2" not in str(caught.value)
 
 
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        (
+            {"streams": {"s": {**STREAM, "on_falure": "isolate"}}},
+            "streams.s.on_falure: Extra inputs are not permitted (did you mean 'on_failure'?)",
+        ),
+        (  # a key under its alias: stream.yml writes schema, not schema_path
+            {"streams": {"s": {**STREAM, "input": {**STREAM["input"], "shcema": "a.avsc"}}}},
+            "streams.s.input.shcema: Extra inputs are not permitted (did you mean 'schema'?)",
+        ),
+        (  # an optional section
+            {"kafka": {"schema_registry": {"url": "http://r", "credentails": "r"}}},
+            "kafka.schema_registry.credentails: Extra inputs are not permitted "
+            "(did you mean 'credentials'?)",
+        ),
+        (  # an entry of a dict of models
+            {"streams": {"s": {**STREAM, "outputs": {"scores": {"topic": "s", "kye": "id"}}}}},
+            "streams.s.outputs.scores.kye: Extra inputs are not permitted (did you mean 'key'?)",
+        ),
+        (  # nothing close: no guess
+            {"streams": {"s": {**STREAM, "colour": "blue"}}},
+            "streams.s.colour: Extra inputs are not permitted",
+        ),
+    ],
+)
+def test_an_unknown_key_is_answered_with_the_closest_known_one(raw: dict, message: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse(raw)
+    assert str(caught.value) == f"stream.yml is invalid: {message}"
+
+
 def test_state_queries_are_off_by_default_on_every_interface() -> None:
     metrics = parse({}).metrics
     assert (metrics.host, metrics.state_queries.enabled, metrics.state_queries.token) == (

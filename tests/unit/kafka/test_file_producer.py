@@ -10,7 +10,12 @@ import fastavro
 import pytest
 
 from kedro_stream.config import Format
-from kedro_stream.kafka.file_producer import BadRecord, produce_file, read_messages
+from kedro_stream.kafka.file_producer import (
+    BadRecord,
+    check_records,
+    produce_file,
+    read_messages,
+)
 from kedro_stream.serde import build_codec
 from kedro_stream.serde.avro import load_schema
 
@@ -65,6 +70,56 @@ def test_json_lines_are_sent_as_they_are(jsonl: Path) -> None:
     assert [value for _, value in messages][2] == b"not json"  # left for the dead-letter path
     assert len(messages) == 4  # the blank line is skipped
     assert [key for key, _ in messages] == [b"a-0", b"a-1", None, b"a-0"]
+
+
+def test_a_record_without_the_key_field_is_refused_before_anything_is_sent(
+    tmp_path: Path,
+) -> None:
+    """Before, it went out with no key, and a stateful stream dead-lettered it."""
+    path = tmp_path / "in.jsonl"
+    keyless = {k: v for k, v in PAYMENTS[1].items() if k != "account_id"}
+    nulled = {**PAYMENTS[2], "account_id": None}
+    path.write_text("\n".join(json.dumps(r) for r in (PAYMENTS[0], keyless)) + "\n")
+
+    with pytest.raises(BadRecord) as raised:
+        check_records(path, fmt="json", schema_path=None, key_field="account_id", count=None)
+
+    assert str(raised.value) == (
+        "line 2 of in.jsonl has no value for field 'account_id', which keys the messages "
+        "(--key chooses another field); nothing was sent"
+    )
+    path.write_text("\n".join(json.dumps(r) for r in (PAYMENTS[0], nulled)) + "\n")
+    with pytest.raises(BadRecord, match=r"^line 2 of in.jsonl has no value for field"):  # null
+        check_records(path, fmt="json", schema_path=None, key_field="account_id", count=None)
+    # Only the records that would be sent are checked; without a key field, none is refused.
+    check_records(path, fmt="json", schema_path=None, key_field="account_id", count=1)
+    check_records(path, fmt="json", schema_path=None, key_field=None, count=None)
+
+
+def test_a_container_record_without_the_key_field_is_named_by_its_number(
+    container: Path,
+) -> None:
+    with pytest.raises(BadRecord, match=r"^record 1 of payments.avro has no value for field 'x'"):
+        check_records(container, fmt="avro", schema_path=None, key_field="x", count=None)
+
+
+def test_lines_that_are_no_json_object_are_sent_keyless_for_the_dead_letter_path(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "poison.jsonl"
+    path.write_text("not json\n[]\n")
+    check_records(path, fmt="json", schema_path=None, key_field="account_id", count=None)
+    messages = list(read_messages(path, fmt="json", schema_path=None, key_field="account_id"))
+    assert messages == [(None, b"not json"), (None, b"[]")]
+
+
+def test_a_record_the_schema_refuses_is_found_before_anything_is_sent(tmp_path: Path) -> None:
+    path = tmp_path / "in.jsonl"
+    path.write_text(json.dumps(PAYMENTS[0]) + "\n" + json.dumps({**PAYMENTS[1], "amount": "x"}))
+    with pytest.raises(
+        BadRecord, match=r"^line 2 of in.jsonl does not match .*; nothing was sent$"
+    ):
+        check_records(path, fmt="avro", schema_path=SCHEMA, key_field=None, count=None)
 
 
 def test_json_lines_to_avro_need_a_schema(jsonl: Path) -> None:

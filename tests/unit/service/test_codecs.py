@@ -20,7 +20,12 @@ from kedro_stream.serde.avro import AvroCodec
 from kedro_stream.serde.confluent import ConfluentAvroCodec
 from kedro_stream.serde.json import JsonCodec
 from kedro_stream.serde.plain import StringCodec
-from kedro_stream.service.codecs import check_schemas, schema_registry_for, stream_codecs
+from kedro_stream.service.codecs import (
+    check_schemas,
+    input_schema_fields,
+    schema_registry_for,
+    stream_codecs,
+)
 from tests.records import PAYMENT, SCHEMAS
 
 # No TLS in memory: skipping the CA bundle load makes each client 50 times cheaper.
@@ -135,3 +140,18 @@ def test_schemas_are_checked_before_boot_naming_their_key(project: Path) -> None
     with pytest.raises(ConfigError, match=r"^outputs.scores.schema: cannot load Avro schema"):
         check_schemas(config, Project(project))
     check_schemas(stream({"format": "avro", "schema": "schemas/payment.avsc"}), Project(project))
+
+
+def test_the_input_s_fields_are_those_of_its_schema_as_the_decoder_sees_them(
+    project: Path,
+) -> None:
+    """What a state key is checked against: the decoder's own fields, or nothing to check."""
+    for fmt in ("json", "avro"):
+        config = stream({"format": fmt, "schema": "schemas/payment.avsc"})
+        fields = input_schema_fields(config, Project(project))
+        assert fields == stream_codecs(config, KafkaConfig(), Project(project)).input.fields
+        assert fields is not None and fields[:2] == ("payment_id", "account_id")
+    assert input_schema_fields(stream({"format": "json"}), Project(project)) is None
+    assert input_schema_fields(stream({"schema": "schemas/nowhere.avsc"}), Project(project)) is None
+    (project / "schemas" / "broken.avsc").write_text("{not json")
+    assert input_schema_fields(stream({"schema": "schemas/broken.avsc"}), Project(project)) is None

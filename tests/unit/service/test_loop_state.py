@@ -41,6 +41,7 @@ class CountingSession:
             inputs={"batch": "ns.batch", "counts": "ns.counts"},
             outputs={"ns.out": "out", "ns.counts_updates": "counts_updates"},
             states={"counts": "counts_updates"},
+            report=(),
         )
 
     def run(self, namespace: str | None, inputs: dict[str, Any]) -> dict[str, Any]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -16,6 +17,8 @@ from kedro_stream.metrics import StreamMetrics
 from kedro_stream.service import parts
 from kedro_stream.service.batch import Batch
 from kedro_stream.service.parts import LoopParts, build_parts
+from kedro_stream.session import Role
+from kedro_stream.session.compiler import DatasetEntry
 from kedro_stream.state.keeper import NoState
 from tests.fake_clients import FakeMessage, FakeSession, stream_config
 
@@ -92,3 +95,62 @@ def test_an_input_the_namespace_does_not_take_is_refused_naming_its_inputs(
         r"inputs: \['batch'\]",
     ):
         built(tmp_path, input={"topics": ["in"], "dataset": "events"})
+
+
+class StatefulSession(FakeSession):
+    """Namespace ``ns`` with state ``counts`` (updates ``counts_updates``) beside ``batch``; the
+    catalog declares the columns of ``counts``, or has no entry for it."""
+
+    def __init__(self, *, declared: bool = True) -> None:
+        super().__init__()
+        columns = ("user_id", "n") if declared else None
+        self.report = (
+            DatasetEntry("ns.counts", Role.STATE, "StateDataset", "", False, declared, columns),
+        )
+
+    def compiled(self, namespace: str | None) -> SimpleNamespace:
+        return SimpleNamespace(
+            inputs={"batch": "ns.batch", "counts": "ns.counts"},
+            outputs={"ns.out": "out", "ns.counts_updates": "counts_updates"},
+            states={"counts": "counts_updates"},
+            report=self.report,
+        )
+
+
+def built_stateful(tmp_path: Path, session: StatefulSession, key: str) -> LoopParts:
+    state = {"counts": {"input": "counts", "updates": "counts_updates", "key": key}}
+    return build_parts(
+        session,  # type: ignore[arg-type]
+        stream_config(state=state),
+        KafkaConfig(),
+        project_path=tmp_path,
+        metrics=StreamMetrics(group="g", namespace="ns", guarantee="at-least-once"),
+    )
+
+
+def test_a_state_key_that_is_not_a_declared_column_is_refused_before_the_first_batch(
+    tmp_path: Path,
+) -> None:
+    """Else every record would be dead-lettered for lacking its state key."""
+    assert built_stateful(tmp_path, StatefulSession(), "user_id").state.key == "user_id"
+
+    with pytest.raises(KedroStreamError) as raised:
+        built_stateful(tmp_path, StatefulSession(), "user")
+
+    assert str(raised.value).startswith(
+        "the stream reading 'in' keeps state 'counts' by key 'user', which is not a field of "
+        "state dataset 'counts' (did you mean 'user_id'?)"
+    )
+
+
+def test_a_state_with_no_catalog_entry_is_only_warned_of_at_start(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The stream injects the rows itself: only `kedro run` needs the entry."""
+    with caplog.at_level(logging.WARNING, logger=parts.__name__):
+        built_stateful(tmp_path, StatefulSession(declared=False), "user")
+
+    [warning] = caplog.records
+    assert warning.getMessage().startswith(
+        "stream.yml keeps state in ['counts'], which the catalog has no entry for"
+    )

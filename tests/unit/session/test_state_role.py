@@ -115,6 +115,17 @@ def test_a_spec_state_and_its_updates_have_the_state_role() -> None:
     assert "risk.account_activity" not in result.static  # injected, never loaded once
 
 
+def test_the_report_keeps_the_declared_columns_and_whether_the_catalog_has_an_entry() -> None:
+    """What compile checks a state key against, and a state with no catalog entry by."""
+    entries = {entry.name: entry for entry in compiled().report}
+
+    assert entries["risk.account_activity"].columns == tuple(COLUMNS)
+    assert entries["risk.account_activity_updates"].columns is None  # declares none
+    assert entries["risk.account_activity"].declared
+    assert not entries["risk.payments"].declared
+    assert not entries["risk.features"].declared
+
+
 def test_updates_are_returned_even_when_the_spec_lists_other_outputs() -> None:
     spec = SPEC.model_copy(update={"outputs": ("alerts",)})
     result = compiled(spec)
