@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Iterable
 
 
@@ -63,3 +64,10 @@ def choices(names: Iterable[str]) -> str:
     """Render valid names for an error message, or say there are none."""
     listed = sorted(names)
     return ", ".join(repr(n) for n in listed) if listed else "(none)"
+
+
+def did_you_mean(name: str, names: Iterable[str]) -> str:
+    """`` (did you mean 'x'?)`` when one of ``names`` is close to ``name``, else nothing: a typo
+    in a topic name is the commonest way to name one that nobody reads."""
+    close = difflib.get_close_matches(name, list(names), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""

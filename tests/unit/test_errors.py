@@ -1,6 +1,6 @@
 """The floor's error helpers: a message cut to its first line for logs and headers, named by
 its class for another error's message, flattened whole for a CLI ``Error:`` line, and valid
-choices listed the same way in every error that names them."""
+choices listed the same way in every error that names them, with the one a typo meant."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from kedro_stream.errors import (
     KedroStreamError,
     UnknownNamespaceError,
     choices,
+    did_you_mean,
     first_line,
     flattened,
     headline,
@@ -61,3 +62,12 @@ def test_choices_are_sorted_and_quoted() -> None:
 @pytest.mark.parametrize("empty", [[], set(), iter(())])
 def test_no_choices_say_none(empty: object) -> None:
     assert choices(empty) == "(none)"  # type: ignore[arg-type]
+
+
+def test_a_close_name_is_suggested() -> None:
+    assert did_you_mean("click", ["payments", "clicks"]) == " (did you mean 'clicks'?)"
+
+
+@pytest.mark.parametrize("names", [[], ["payments", "scores"]])
+def test_nothing_is_suggested_without_a_close_name(names: list[str]) -> None:
+    assert did_you_mean("click", names) == ""
