@@ -123,6 +123,29 @@ def test_lag_without_a_topic_shows_the_partitions_the_group_consumed(
     )
 
 
+def test_produce_to_a_topic_no_stream_reads_warns_then_delivers(
+    kafka_broker: Any, mini_project: Path
+) -> None:
+    run_id = uuid.uuid4().hex[:8]
+    source, typo = f"clicks-{run_id}", f"click-{run_id}"
+    write_stream(mini_project, source, f"g-{run_id}", {})
+    for topic in (source, typo):  # producing to any topic is legitimate: both exist
+        create_topic(kafka_broker, topic, 1)
+    (mini_project / "ids.jsonl").write_text('{"id": 1}\n{"id": 2}\n')
+    produce = ("stream", "produce", "-f", "ids.jsonl", "--bootstrap-servers")
+
+    to_typo = kedro(mini_project, *produce, kafka_broker.bootstrap_servers, "-t", typo)
+    to_source = kedro(mini_project, *produce, kafka_broker.bootstrap_servers, "-t", source)
+
+    assert f"delivered 2 of 2 records to {typo}" in to_typo.stdout
+    assert (
+        f"warning: no stream of stream.yml reads {typo} (did you mean '{source}'?); its streams "
+        f"read {source}"
+    ) in to_typo.stderr.splitlines()
+    assert f"delivered 2 of 2 records to {source}" in to_source.stdout
+    assert "no stream of stream.yml reads" not in to_source.stderr
+
+
 def test_no_command_shows_a_secret_or_librdkafkas_noise(
     kafka_broker: Any, mini_project: Path
 ) -> None:
