@@ -21,7 +21,7 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from kedro_stream.testing.brokers import create_topic
-from tests.conftest import KEDRO, kedro
+from tests.conftest import KEDRO, kedro, run_kedro
 from tests.kafka_helpers import committed, produce, wait_until
 from tests.stream_helpers import GROUP_PROTOCOLS
 
@@ -276,3 +276,33 @@ def test_a_real_prometheus_scrapes_the_lag(
         prometheus.wait(timeout=30)
         if service is not None:
             service.stop()
+
+
+def test_a_metrics_port_in_use_is_one_error_line(kafka_broker, mini_project: Path) -> None:
+    """Not an OSError's traceback: the address taken and the ways out, in one line."""
+    stream = {
+        "namespace": "slow",
+        "pipeline": "slow",
+        "group_id": "metrics-port-in-use",
+        "input": {"topics": ["metrics-port-in"], "dataset": "batch"},
+        "outputs": {"echoed": {"topic": "metrics-port-out"}},
+    }
+    config = {"kafka": {"bootstrap_servers": kafka_broker.bootstrap_servers}}
+    (mini_project / "conf" / "base" / "stream.yml").write_text(
+        yaml.safe_dump({**config, "streams": {"slow": stream}})
+    )
+    with socket.create_server(("0.0.0.0", 0)) as taken:
+        port = taken.getsockname()[1]
+        done = run_kedro(
+            mini_project,
+            *("stream", "consume", "--topic", "metrics-port-in", "--idle-timeout-s", "5"),
+            *("--metrics-port", str(port)),
+            timeout=120,
+        )
+
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "Traceback" not in done.stderr
+    assert [line for line in done.stderr.splitlines() if line.startswith("Error:")] == [
+        f"Error: cannot serve /metrics on 0.0.0.0:{port}: the port is in use; choose another "
+        "(--metrics-port, or metrics.port in stream.yml), or --metrics-port 0 for any free port"
+    ]

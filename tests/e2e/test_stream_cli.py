@@ -8,12 +8,14 @@ import re
 import signal
 import socket
 import subprocess
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import yaml
 
+from kedro_stream.config.models import default_changelog_topic
 from tests.conftest import KEDRO, kedro, run_kedro
 from tests.kafka_helpers import committed, read_topic, wait_until
 from tests.reconcile import (
@@ -412,3 +414,44 @@ def test_a_state_dataset_missing_from_the_catalog_is_a_compile_problem(
     assert compiled.stderr.strip().splitlines()[-1] == (
         "Error: 1 problem found (listed above); consume would stop on the first"
     )
+
+
+def test_a_stateful_consume_before_its_input_topic_exists_says_how_to_create_it(
+    mini_project: Path, kafka_broker
+) -> None:
+    """Its changelogs take the input's partition count: the error gives the command that makes
+    the input, on the development broker (topics only at its start) or on a cluster."""
+    run_id = uuid.uuid4().hex[:8]
+    source, group = f"tally-in-{run_id}", f"tally-{run_id}"
+    stream = {
+        "namespace": "tally",
+        "pipeline": "tally",
+        "group_id": group,
+        "input": {"topics": [source], "dataset": "events"},
+        "outputs": {"features": {"topic": f"{source}-features", "key": "account"}},
+        "state": {
+            "activity": {"input": "activity", "updates": "activity_updates", "key": "account"}
+        },
+    }
+    (mini_project / "conf" / "base" / "stream.yml").write_text(
+        yaml.safe_dump({"streams": {"tally": stream}})
+    )
+    bootstrap = kafka_broker.bootstrap_servers
+
+    done = run_kedro(
+        mini_project,
+        *("stream", "consume", "-t", source, "--bootstrap-servers", bootstrap),
+        *("--idle-timeout-s", "10"),
+        timeout=120,
+    )
+
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "Traceback" not in done.stderr
+    [error] = [line for line in done.stderr.splitlines() if line.startswith("Error:")]
+    assert error.startswith(f"Error: input topic '{source}' does not exist: ")
+    if kafka_broker.kind == "embedded":
+        changelog = default_changelog_topic(group, "activity")
+        create = f"`kedro-stream broker --topic {source} --topic {changelog} --partitions N`"
+    else:
+        create = f"`kafka-topics.sh --bootstrap-server {bootstrap} --create --topic {source} "
+    assert create in error

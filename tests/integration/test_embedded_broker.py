@@ -536,5 +536,25 @@ def test_port_in_use_is_one_error_line(tmp_path: Path, brokers: int, taken: int)
     assert done.returncode != 0
     assert done.stdout == ""
     assert done.stderr.splitlines() == [
-        f"Error: port {port + taken} is in use: stop what listens there or choose another --port"
+        f"Error: port {port + taken} is in use: stop what listens there, choose another --port, "
+        "or leave it out for any free port"
+    ]
+
+
+def test_a_control_port_in_use_is_one_error_line(tmp_path: Path) -> None:
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        done = subprocess.run(
+            [sys.executable, "-m", "kedro_stream", "broker", "--control-port", str(port)],
+            capture_output=True,
+            text=True,
+            cwd=tmp_path,
+            timeout=60,
+            check=False,
+        )
+    assert done.returncode != 0
+    assert done.stdout == ""
+    assert done.stderr.splitlines() == [
+        f"Error: control port {port} is in use: stop what listens there, choose another "
+        "--control-port, or leave it out for any free port"
     ]

@@ -1,6 +1,6 @@
 """The floor's error helpers: a message cut to its first line for logs and headers, named by
 its class for another error's message, flattened whole for a CLI ``Error:`` line, and valid
-choices listed the same way in every error that names them."""
+choices listed the same way in every error that names them, with the one a typo meant."""
 
 from __future__ import annotations
 
@@ -69,3 +69,12 @@ def test_a_close_name_is_suggested_and_a_far_one_is_not() -> None:
     assert did_you_mean("user", ["user_id", "amount"]) == " (did you mean 'user_id'?)"
     assert did_you_mean("zzz", ["on_failure", "retry"]) == ""
     assert did_you_mean("x", []) == ""
+
+
+def test_a_close_name_is_suggested() -> None:
+    assert did_you_mean("click", ["payments", "clicks"]) == " (did you mean 'clicks'?)"
+
+
+@pytest.mark.parametrize("names", [[], ["payments", "scores"]])
+def test_nothing_is_suggested_without_a_close_name(names: list[str]) -> None:
+    assert did_you_mean("click", names) == ""

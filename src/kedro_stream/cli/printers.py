@@ -76,9 +76,8 @@ def lag_table(group: str, rows: list[PartitionLag]) -> Table:
     for column in ("topic", "partition", "committed", "high watermark", "lag"):
         table.add_column(column, justify="left" if column == "topic" else "right")
     for row in rows:
-        table.add_row(
-            row.topic, str(row.partition), str(row.committed), str(row.high), str(row.lag)
-        )
+        committed = str(row.committed) if row.committed >= 0 else "-"  # no commit there yet
+        table.add_row(row.topic, str(row.partition), committed, str(row.high), str(row.lag))
     table.add_row("total", "", "", "", str(sum(r.lag for r in rows)), style="bold")
     return table
 

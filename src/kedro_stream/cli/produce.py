@@ -16,6 +16,7 @@ from rich.progress import Progress as ProgressBar
 from kedro_stream.cli import options
 from kedro_stream.cli.errors import error_line
 from kedro_stream.config import Project, StreamFile, command_stream_file
+from kedro_stream.errors import did_you_mean
 from kedro_stream.kafka.command_clients import command_producer, ensure_reachable
 from kedro_stream.kafka.file_producer import check_records, produce_file, read_messages
 
@@ -67,6 +68,8 @@ def produce_command(
 ) -> None:
     """Publish the records of a file to TOPIC (the upstream simulator)."""
     file = command_stream_file(project, env, bootstrap_servers)
+    if (unread := _unread_warning(file, topic)) is not None:
+        click.echo(unread, err=True)
     stateful = _state_key(file, topic)
     if key_field is None and stateful is not None:
         key_field = stateful[0]
@@ -120,3 +123,16 @@ def _state_key(file: StreamFile, topic: str) -> tuple[str, list[str]] | None:
             "one with --key"
         )
     return next(iter(keys.items()), None)
+
+
+def _unread_warning(file: StreamFile, topic: str) -> str | None:
+    """The warning for a ``topic`` that none of stream.yml's streams read: a typo would deliver
+    without a word. Only a warning (other consumers may read the topic), and none without
+    streams: outside a project, or in one without stream.yml."""
+    read = sorted({t for stream in file.streams.values() for t in stream.input.topics})
+    if not read or topic in read:
+        return None
+    return (
+        f"warning: no stream of stream.yml reads {topic}{did_you_mean(topic, read)}; its "
+        f"streams read {', '.join(read)}"
+    )

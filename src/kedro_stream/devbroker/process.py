@@ -99,7 +99,11 @@ def serve(
             bootstrap = cluster.bootstrap_servers
             if listeners:
                 bootstrap = _forward(cluster, listeners, stack)
-            server = ControlServer(control_port, cluster)
+            try:
+                server = ControlServer(control_port, cluster)
+            except OSError as exc:
+                port_named = f"control port {control_port}"
+                raise _cannot_listen(exc, port_named, "--control-port") from None
             stack.callback(server.server_close)
             threading.Thread(
                 target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
@@ -118,11 +122,17 @@ def _listen(port: int) -> socket.socket:
     try:
         return socket.create_server((LOOPBACK, port))
     except OSError as exc:
-        if exc.errno == errno.EADDRINUSE:
-            raise EmbeddedBrokerError(
-                f"port {port} is in use: stop what listens there or choose another --port"
-            ) from None
-        raise EmbeddedBrokerError(f"cannot listen on port {port}: {exc.strerror}") from None
+        raise _cannot_listen(exc, f"port {port}", "--port") from None
+
+
+def _cannot_listen(error: OSError, port: str, option: str) -> EmbeddedBrokerError:
+    """A port of ``option`` that cannot be listened on, in words: not an ``OSError``'s."""
+    if error.errno == errno.EADDRINUSE:
+        return EmbeddedBrokerError(
+            f"{port} is in use: stop what listens there, choose another {option}, or leave it "
+            "out for any free port"
+        )
+    return EmbeddedBrokerError(f"cannot listen on {port}: {error.strerror or error}")
 
 
 def _forward(cluster: MockCluster, listeners: Sequence[socket.socket], stack: ExitStack) -> str:

@@ -7,6 +7,7 @@ this wraps its exposition in a small stdlib HTTP server.
 
 from __future__ import annotations
 
+import errno
 import hmac
 import threading
 from collections.abc import Callable
@@ -18,12 +19,18 @@ from urllib.parse import unquote
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from pydantic import SecretStr
 
+from kedro_stream.errors import KedroStreamError
+
 Probe = Callable[[], tuple[bool, str]]
 #: A key's current row (JSON) in a state, or ``None`` when this instance holds none.
 StateLookup = Callable[[str, str], bytes | None]
 PATHS = ("/metrics", "/healthz", "/readyz")
 STATE_PREFIX = "/state/"
 _TEXT = "text/plain; charset=utf-8"
+
+
+class MetricsPortError(KedroStreamError):
+    """The server cannot listen where it was asked to: a port in use, most often."""
 
 
 @dataclass(frozen=True)
@@ -84,7 +91,10 @@ class MetricsServer:
             def log_message(self, format: str, *args: Any) -> None:  # scrapes are not news
                 pass
 
-        self._server = ThreadingHTTPServer((host, port), Handler)
+        try:
+            self._server = ThreadingHTTPServer((host, port), Handler)
+        except OSError as exc:
+            raise MetricsPortError(_cannot_listen(host, port, exc)) from None
         self._thread = threading.Thread(
             target=self._server.serve_forever, name="kedro-stream-metrics", daemon=True
         )
@@ -102,6 +112,16 @@ class MetricsServer:
         """Stop serving and free the port."""
         self._server.shutdown()
         self._server.server_close()
+
+
+def _cannot_listen(host: str, port: int, error: OSError) -> str:
+    where = f"cannot serve /metrics on {host}:{port}"
+    if error.errno == errno.EADDRINUSE:
+        return (
+            f"{where}: the port is in use; choose another (--metrics-port, or metrics.port in "
+            "stream.yml), or --metrics-port 0 for any free port"
+        )
+    return f"{where}: {error.strerror or error}; check metrics.host and metrics.port in stream.yml"
 
 
 def _probe(check: Probe) -> _Reply:

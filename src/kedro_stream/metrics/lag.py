@@ -1,4 +1,5 @@
-"""Consumer lag per assigned partition, refreshed off the loop's thread.
+"""Consumer lag per assigned partition, refreshed off the loop's thread, and per partition of a
+group for ``kedro stream lag``.
 
 A separate client with the service's ``group.id`` that never subscribes reads the committed
 offsets and high watermarks; the loop only hands over its current assignment. Lag is
@@ -22,12 +23,19 @@ from confluent_kafka import (
 )
 
 from kedro_stream.config import KafkaConfig
+from kedro_stream.errors import KedroStreamError, choices, did_you_mean
 from kedro_stream.kafka.command_clients import command_admin, ensure_reachable, offsets_consumer
 from kedro_stream.metrics.registry import StreamMetrics
 
 logger = logging.getLogger(__name__)
 #: How long ``kedro stream lag`` waits for each answer of the cluster.
 GROUP_LAG_TIMEOUT_S = 10.0
+#: The most topics an error names; a cluster may have thousands.
+_TOPICS_NAMED = 20
+
+
+class UnknownTopic(KedroStreamError):
+    """A topic asked for is not on the cluster: a group cannot have committed offsets there."""
 
 
 @dataclass(frozen=True)
@@ -52,26 +60,19 @@ def group_lag(
     *,
     timeout_s: float = GROUP_LAG_TIMEOUT_S,
 ) -> list[PartitionLag]:
-    """Lag of every partition of ``topics`` for ``group``; without topics, of every partition
-    the group has committed. :class:`~kedro_stream.kafka.errors.KafkaUnreachable` when the
-    cluster does not answer."""
+    """Lag of every partition of ``topics`` for ``group`` (:class:`UnknownTopic` for one the
+    cluster does not have); without topics, of every partition the group has committed.
+    :class:`~kedro_stream.kafka.errors.KafkaUnreachable` when the cluster does not answer."""
     reader = offsets_consumer(kafka, group)
     try:
         ensure_reachable(reader, kafka)
         if topics:
-            wanted = [
-                TopicPartition(topic, partition)
-                for topic in topics
-                for partition in reader.list_topics(topic, timeout=timeout_s)
-                .topics[topic]
-                .partitions
-            ]
+            wanted = _partitions(reader, list(topics), timeout_s)
             listed = reader.committed(wanted, timeout=timeout_s)
         else:
-            admin = command_admin(kafka)
-            request = [ConsumerGroupTopicPartitions(group)]
-            listed = admin.list_consumer_group_offsets(request)[group].result(timeout=timeout_s)
-            listed = listed.topic_partitions
+            listed = _group_offsets(kafka, group, timeout_s) or _committed_anywhere(
+                reader, timeout_s
+            )
         rows = []
         for tp in sorted(listed, key=lambda tp: (tp.topic, tp.partition)):
             low, high = reader.get_watermark_offsets(
@@ -83,6 +84,50 @@ def group_lag(
         return rows
     finally:
         reader.close()
+
+
+def _partitions(reader: Consumer, topics: list[str], timeout_s: float) -> list[TopicPartition]:
+    """Every partition of ``topics``, from one metadata request for the whole cluster: a typo
+    must not create a topic, and asking for one by name may (a client with
+    ``allow.auto.create.topics``)."""
+    existing = _topics(reader, timeout_s)
+    for topic in topics:
+        if topic not in existing:
+            named = sorted(existing)
+            more = len(named) - _TOPICS_NAMED
+            raise UnknownTopic(
+                f"topic {topic!r} does not exist{did_you_mean(topic, named)}; topics: "
+                f"{choices(named[:_TOPICS_NAMED])}" + (f" and {more} more" if more > 0 else "")
+            )
+    return [TopicPartition(topic, p) for topic in topics for p in existing[topic]]
+
+
+def _topics(reader: Consumer, timeout_s: float) -> dict[str, list[int]]:
+    """The cluster's topics and their partitions, less its internal ones (``__*``)."""
+    metadata = reader.list_topics(timeout=timeout_s)
+    return {
+        name: sorted(topic.partitions)
+        for name, topic in metadata.topics.items()
+        if not name.startswith("__") and topic.error is None
+    }
+
+
+def _group_offsets(kafka: KafkaConfig, group: str, timeout_s: float) -> list[TopicPartition]:
+    """What the group coordinator lists as the group's committed offsets."""
+    admin = command_admin(kafka)
+    request = [ConsumerGroupTopicPartitions(group)]
+    listed = admin.list_consumer_group_offsets(request)[group].result(timeout=timeout_s)
+    return list(listed.topic_partitions or [])
+
+
+def _committed_anywhere(reader: Consumer, timeout_s: float) -> list[TopicPartition]:
+    """The group's commits found by asking for every partition of the cluster: the
+    development broker lists a group's offsets only for the partitions named, so the listing
+    above comes back empty there."""
+    everything = [TopicPartition(t, p) for t, ps in _topics(reader, timeout_s).items() for p in ps]
+    if not everything:
+        return []
+    return [tp for tp in reader.committed(everything, timeout=timeout_s) if tp.offset >= 0]
 
 
 class LagRefresher:

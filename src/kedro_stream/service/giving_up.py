@@ -105,7 +105,7 @@ class GiveUp:
                 raise stopped_by_fatal(exc) from exc
             abort(protocol)
             raise StreamStopped(f"Could not dead-letter a failed batch: {headline(exc)}") from exc
-        self._ledger.committed(batch, [], stages)
+        self._ledger.committed(batch, [], dead)
 
     def _letters(
         self,

@@ -38,7 +38,6 @@ import itertools
 import logging
 import threading
 import time
-from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -52,7 +51,6 @@ from kedro_stream.metrics import StreamMetrics
 from kedro_stream.serde import EncodeError
 from kedro_stream.service.batch import Batch, collect
 from kedro_stream.service.commit import CommitAbandoned
-from kedro_stream.service.dead_letters import Stage
 from kedro_stream.service.decode import DecodedBatch
 from kedro_stream.service.giving_up import GiveUp, abort, stopped_by_fatal
 from kedro_stream.service.idle import IdleWatch
@@ -167,6 +165,7 @@ class StreamService:
         try:
             self._consume(connected)
         finally:
+            self._ledger.stopped()
             connected.protocol.close()
             consumer.close()  # leaves the group (revoking: stores checkpointed), at once
             state.close()
@@ -249,15 +248,14 @@ class StreamService:
         outputs = p.encoder.encode(datasets, good)  # 4. encode outputs
         changes = p.state.changes(datasets, good, offsets)  # 5. encode state
         started = time.perf_counter()
-        protocol.publish([*outputs, *decoded.dead, *poison.dead, *changes.records])  # 6. publish
+        dead = [*decoded.dead, *poison.dead]
+        protocol.publish([*outputs, *dead, *changes.records])  # 6. publish
         protocol.commit(offsets)  # 7. commit
         p.state.apply(changes, offsets)  # 8. apply state
         self.metrics.commit_duration.labels(self._stream.group_id).observe(
             time.perf_counter() - started
         )
-        self._ledger.committed(
-            batch, outputs, Counter({Stage.DECODE: len(decoded.dead)}) + poison.stages
-        )
+        self._ledger.committed(batch, outputs, dead)
 
     @property
     def _pause_after_s(self) -> float:

@@ -1,15 +1,17 @@
-"""What the loop has committed: a running total for the CLI, and the metrics of each commit."""
+"""What the loop has committed: a running total for the CLI, the metrics of each commit, and
+its dead letters in the log."""
 
 from __future__ import annotations
 
 import time
 from collections import Counter
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from kedro_stream.metrics import StreamMetrics
 from kedro_stream.records import Outgoing
 from kedro_stream.service.batch import Batch
-from kedro_stream.service.dead_letters import Stage
+from kedro_stream.service.dead_letters import DeadLetterLog, reason_of
 
 
 @dataclass
@@ -24,29 +26,39 @@ class Progress:
 
 
 class CommitLedger:
-    """Counts every committed batch once, in :class:`Progress` and in the metrics."""
+    """Counts every committed batch once, in :class:`Progress` and in the metrics, and says its
+    dead letters in the log (:class:`DeadLetterLog`, rate-limited on ``clock``)."""
 
-    def __init__(self, metrics: StreamMetrics, group: str, dead_letter_topic: str) -> None:
+    def __init__(
+        self,
+        metrics: StreamMetrics,
+        group: str,
+        dead_letter_topic: str,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.progress = Progress()
         self._metrics = metrics
         self._group = group
         self._dead_letter_topic = dead_letter_topic
+        self._log = DeadLetterLog(dead_letter_topic, clock=clock)
 
-    def committed(self, batch: Batch, outputs: list[Outgoing], dead: Counter[Stage]) -> None:
-        """``outputs`` excludes dead letters, which ``dead`` counts per stage."""
+    def committed(self, batch: Batch, outputs: list[Outgoing], letters: Sequence[Outgoing]) -> None:
+        """``outputs`` excludes the dead letters, ``letters``: each counts at the stage its
+        headers name."""
         p, m, group = self.progress, self._metrics, self._group
-        dead_total = sum(dead.values())
+        reasons = [reason_of(letter) for letter in letters]
+        dead = Counter(reason["error.stage"] for reason in reasons)
         p.batches += 1
         p.records += len(batch)
-        p.dead_lettered += dead_total
+        p.dead_lettered += len(letters)
         p.produced += len(outputs)
         for topic, count in Counter(message.topic() for message in batch.messages).items():
             m.consumed.labels(group, topic).inc(count)
         for topic, count in Counter(message.topic for message in outputs).items():
             m.produced.labels(group, topic).inc(count)
         for stage, count in dead.items():
-            if count:
-                m.dead_lettered.labels(group, self._dead_letter_topic, stage.value).inc(count)
+            m.dead_lettered.labels(group, self._dead_letter_topic, stage).inc(count)
         # One observation a batch, of its oldest record: the latency its slowest record saw.
         oldest_ms = min(message.timestamp()[1] for message in batch.messages)
         if oldest_ms > 0:
@@ -54,3 +66,8 @@ class CommitLedger:
                 max(time.time() - oldest_ms / 1000, 0.0)
             )
         m.committed_now()
+        self._log.committed(reasons, len(batch))
+
+    def stopped(self) -> None:
+        """The stream stops: the log says the dead letters its last line held back."""
+        self._log.flush()

@@ -76,6 +76,7 @@ def start(
                 state.changelogs,
                 development_broker=development_broker,
                 timeout_s=max(REACH_TIMEOUT_S, wait_s - (time.monotonic() - started)),
+                bootstrap_servers=kafka.bootstrap_servers,
             )
         except KafkaException as exc:
             if not is_no_answer(exc):

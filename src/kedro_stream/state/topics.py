@@ -21,15 +21,16 @@ def ensure_changelogs(
     *,
     development_broker: bool,
     timeout_s: float = TOPICS_TIMEOUT_S,
+    bootstrap_servers: str = "HOST:PORT",
 ) -> None:
     """Each changelog topic exists with the input topic's partition count (creating missing
-    ones), or :class:`StateError` says what to create. ``timeout_s`` bounds the first metadata
-    request, the one that finds out whether the cluster answers at all."""
+    ones), or :class:`StateError` says what to create (``bootstrap_servers`` in the command it
+    gives). ``timeout_s`` bounds the first metadata request, the one that finds out whether the
+    cluster answers at all."""
     topics = admin.list_topics(timeout=timeout_s).topics
     if input_topic not in topics:
         raise StateError(
-            f"input topic {input_topic!r} does not exist: a stateful stream needs its partition "
-            "count to lay out its changelogs; create it first"
+            _create_input_first(input_topic, changelogs, development_broker, bootstrap_servers)
         )
     partitions = len(topics[input_topic].partitions)
     missing = [name for name in changelogs if name not in topics]
@@ -50,6 +51,32 @@ def ensure_changelogs(
                 f"{partitions}: state is kept per input partition, so they must match (co-"
                 f"partitioning); {fix}"
             )
+
+
+def _create_input_first(
+    input_topic: str, changelogs: list[str], development_broker: bool, bootstrap_servers: str
+) -> str:
+    """How to create a missing input topic, and why its partition count matters."""
+    said = (
+        f"input topic {input_topic!r} does not exist: a stateful stream lays out its changelogs "
+        "by the input's partition count, so create it first"
+    )
+    if development_broker:
+        # It has no CreateTopics: a topic gets a count of the user's choosing only at its start.
+        named = " ".join(f"--topic {name}" for name in [input_topic, *changelogs])
+        return (
+            f"{said}. The development broker gives a topic the partitions you choose only at its "
+            f"start: restart it with the topic and its changelogs, `kedro-stream broker {named} "
+            f"--partitions N` (N: the most instances that may share the work), or produce to "
+            f"{input_topic} first (it and the changelogs then get the development broker's "
+            "default count)"
+        )
+    return (
+        f"{said}, e.g. `kafka-topics.sh --bootstrap-server {bootstrap_servers} --create "
+        f"--topic {input_topic} --partitions N`. Choose N with care, as the most instances that "
+        "may share the work: the changelogs are made with N partitions and must keep it, and a "
+        "topic's partitions can grow but never shrink"
+    )
 
 
 def _create(

@@ -1,6 +1,7 @@
 """What the commands print: ``compile``'s roles table in the order a run meets the roles,
-``lag``'s table ending with its total, ``consume``'s ``name=URL`` lines a script can read,
-``compile``'s verdict per stream and ``reset``'s plan, saying whether anything changed."""
+``lag``'s table ending with its total (a partition never committed shows none), ``consume``'s
+``name=URL`` lines a script can read, ``compile``'s verdict per stream and ``reset``'s plan,
+saying whether anything changed."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import re
 from pathlib import Path
 
 import pytest
+from confluent_kafka import OFFSET_INVALID
 from rich.console import Console
 from rich.table import Table
 
@@ -100,6 +102,12 @@ def test_the_lag_table_ends_with_the_total() -> None:
         ["events", "1", "3", "10", "7"],
         ["total", "", "", "", "12"],
     ]
+
+
+def test_a_partition_without_a_commit_shows_none() -> None:
+    text = rendered(lag_table("tally", [PartitionLag("events", 0, OFFSET_INVALID, 15, 15)]))
+
+    assert rows(text)[1] == ["events", "0", "-", "15", "15"]
 
 
 def test_endpoints_on_every_interface_are_printed_at_the_loopback_address(

@@ -1,6 +1,6 @@
 """``produce`` keys records by the state key of the stateful streams reading the topic: a
 stateful stream dead-letters records keyed by anything else. ``_state_key`` finds that key,
-and refuses to guess when two such streams disagree."""
+and refuses to guess when two such streams disagree. A topic no stream reads is warned of."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any
 import click
 import pytest
 
-from kedro_stream.cli.produce import _state_key
+from kedro_stream.cli.produce import _state_key, _unread_warning
 from kedro_stream.config import StreamFile, parse_stream_file
 
 
@@ -62,3 +62,20 @@ def test_two_stateful_readers_with_different_keys_are_refused_naming_both() -> N
         "streams reading events keep state under different keys: account (tally); "
         "card (fraud, more); choose one with --key"
     )
+
+
+def test_a_topic_no_stream_reads_is_warned_of_with_the_one_meant() -> None:
+    file = stream_file(a=stream("clicks"), b=stream("payments"), c=stream("clicks"))
+
+    assert _unread_warning(file, "click") == (
+        "warning: no stream of stream.yml reads click (did you mean 'clicks'?); its streams "
+        "read clicks, payments"
+    )
+    assert _unread_warning(file, "audit") == (
+        "warning: no stream of stream.yml reads audit; its streams read clicks, payments"
+    )
+
+
+def test_a_topic_a_stream_reads_or_a_file_without_streams_is_not_warned_of() -> None:
+    assert _unread_warning(stream_file(a=stream("clicks")), "clicks") is None
+    assert _unread_warning(stream_file(), "clicks") is None  # no project, or no stream.yml

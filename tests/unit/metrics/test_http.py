@@ -1,10 +1,11 @@
 """The metrics server's /state endpoint: off unless configured, then only with the bearer token;
-/metrics and the probes stay open."""
+/metrics and the probes stay open. An address it cannot listen on is one error naming it."""
 
 from __future__ import annotations
 
 import json
 import logging
+import socket
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -14,7 +15,8 @@ import pytest
 from prometheus_client import CollectorRegistry, Counter
 from pydantic import SecretStr
 
-from kedro_stream.metrics.http import MetricsServer, StateQueries
+from kedro_stream.errors import KedroStreamError
+from kedro_stream.metrics.http import MetricsPortError, MetricsServer, StateQueries
 
 TOKEN = "t0k3n-5ecret-81c2"
 ROWS = {
@@ -133,3 +135,31 @@ def test_the_token_reaches_neither_logs_nor_metrics(
     assert TOKEN not in caplog.text
     assert TOKEN not in scraped
     assert TOKEN not in repr(StateQueries(lookup, SecretStr(TOKEN)))
+
+
+def server_on(host: str, port: int) -> MetricsServer:
+    return MetricsServer(
+        CollectorRegistry(),
+        port=port,
+        host=host,
+        healthy=lambda: (True, "ok"),
+        ready=lambda: (True, "ok"),
+    )
+
+
+def test_a_port_in_use_is_named_with_the_ways_out() -> None:
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        with pytest.raises(MetricsPortError) as raised:
+            server_on("127.0.0.1", port)
+
+    assert isinstance(raised.value, KedroStreamError)  # the commands' one Error: line
+    assert str(raised.value) == (
+        f"cannot serve /metrics on 127.0.0.1:{port}: the port is in use; choose another "
+        "(--metrics-port, or metrics.port in stream.yml), or --metrics-port 0 for any free port"
+    )
+
+
+def test_an_address_not_of_this_machine_is_named() -> None:
+    with pytest.raises(MetricsPortError, match=r"^cannot serve /metrics on 192\.0\.2\.1:0: .*"):
+        server_on("192.0.2.1", 0)  # TEST-NET-1: never a local address

@@ -16,7 +16,7 @@ from confluent_kafka import OFFSET_INVALID, KafkaError, KafkaException, TopicPar
 from kedro_stream.config import KafkaConfig
 from kedro_stream.kafka.errors import KafkaUnreachable
 from kedro_stream.metrics import lag
-from kedro_stream.metrics.lag import LagRefresher, PartitionLag, group_lag
+from kedro_stream.metrics.lag import LagRefresher, PartitionLag, UnknownTopic, group_lag
 from kedro_stream.metrics.registry import StreamMetrics
 
 KAFKA = KafkaConfig()
@@ -51,9 +51,14 @@ class OffsetsReader:
     def get_watermark_offsets(self, tp: TopicPartition, timeout: float) -> tuple[int, int]:
         return self.marks[(tp.topic, tp.partition)]
 
-    def list_topics(self, topic: str, timeout: float) -> SimpleNamespace:
-        partitions = {p: object() for t, p in self.marks if t == topic}
-        return SimpleNamespace(topics={topic: SimpleNamespace(partitions=partitions)})
+    def list_topics(self, topic: str | None = None, *, timeout: float) -> SimpleNamespace:
+        """Every topic of the cluster (the ones ``marks`` has), and an internal one."""
+        assert topic is None, "asking for a topic by name may create it"
+        topics = {t: SimpleNamespace(partitions={}, error=None) for t, _ in self.marks}
+        for t, p in self.marks:
+            topics[t].partitions[p] = object()
+        topics["__consumer_offsets"] = SimpleNamespace(partitions={0: object()}, error=None)
+        return SimpleNamespace(topics=topics)
 
     def poll(self, timeout: float) -> None:
         self.polls += 1
@@ -270,6 +275,57 @@ def test_without_topics_it_lists_the_groups_committed_offsets(
     ]
     assert admin.asked == ["g"]
     assert reader.asked == []
+
+
+def test_without_topics_and_no_listing_the_groups_commits_are_found_partition_by_partition(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The development broker lists a group's offsets only for the partitions named: its
+    listing of the whole group is empty, whatever the group committed."""
+    reader = OffsetsReader(
+        marks={("a", 0): (0, 10), ("a", 1): (0, 10), ("b", 0): (5, 50)},
+        offsets={("a", 1): 4, ("b", 0): 50},
+    )
+    use_clients(monkeypatch, reader, admin=lambda kafka: GroupOffsetsAdmin([]))
+
+    rows = group_lag(KAFKA, "g")
+
+    assert rows == [
+        PartitionLag("a", 1, committed=4, high=10, lag=6),
+        PartitionLag("b", 0, committed=50, high=50, lag=0),
+    ]
+    assert sorted(reader.asked[0]) == [("a", 0), ("a", 1), ("b", 0)]  # not __consumer_offsets
+
+
+def test_a_group_with_no_commit_anywhere_has_no_rows(monkeypatch: pytest.MonkeyPatch) -> None:
+    reader = OffsetsReader(marks={("a", 0): (0, 10)})
+    use_clients(monkeypatch, reader, admin=lambda kafka: GroupOffsetsAdmin([]))
+
+    assert group_lag(KAFKA, "g") == []
+
+
+def test_a_topic_the_cluster_lacks_is_named_with_the_one_meant(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    reader = OffsetsReader(marks={("clicks", 0): (0, 10), ("payments", 0): (0, 1)})
+    use_clients(monkeypatch, reader)
+
+    with pytest.raises(UnknownTopic) as raised:
+        group_lag(KAFKA, "g", ["clicks", "clikcs"])
+
+    assert str(raised.value) == (
+        "topic 'clikcs' does not exist (did you mean 'clicks'?); topics: 'clicks', 'payments'"
+    )
+    assert reader.asked == []  # no offsets asked for
+    assert reader.closed
+
+
+def test_a_cluster_of_many_topics_is_not_listed_whole(monkeypatch: pytest.MonkeyPatch) -> None:
+    reader = OffsetsReader(marks={(f"t{i:02}", 0): (0, 1) for i in range(25)})
+    use_clients(monkeypatch, reader)
+
+    with pytest.raises(UnknownTopic, match=r"topics: 't00', .* 't19' and 5 more$"):
+        group_lag(KAFKA, "g", ["zzz"])
 
 
 def test_the_rows_are_sorted_by_topic_and_partition(monkeypatch: pytest.MonkeyPatch) -> None:

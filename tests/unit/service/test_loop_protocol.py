@@ -3,6 +3,7 @@ and when it stops."""
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +12,7 @@ import pytest
 from confluent_kafka import KafkaError, KafkaException
 
 from kedro_stream.config import KafkaConfig, Project
+from kedro_stream.service import dead_letters
 from kedro_stream.service.giving_up import StreamStopped
 from kedro_stream.service.loop import StreamService
 from tests.fake_clients import (
@@ -176,3 +178,58 @@ def test_records_that_failed_decoding_keep_their_error_when_their_batch_fails() 
     assert classes == ["KeyError", "DecodeError", "KeyError"]
     assert [offset for _, _, offset in consumer.commits[0]] == [3]
     assert progress.dead_lettered == 3
+
+
+def dead_letter_lines(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [
+        r.getMessage()
+        for r in caplog.records
+        if r.name == dead_letters.__name__ and r.levelno == logging.WARNING
+    ]
+
+
+def test_bad_values_set_aside_are_said_in_one_warning(caplog: pytest.LogCaptureFixture) -> None:
+    batch = records("in", 0, [{"n": 1}, {"n": 2}, {"n": 3}])
+    batch[1]._value = b"not json"
+    consumer, producer = FakeConsumer([batch]), FakeProducer()
+    caplog.set_level(logging.INFO, dead_letters.__name__)
+
+    service(FakeSession(), consumer, producer, max_messages=3).run()
+
+    [line] = dead_letter_lines(caplog)
+    assert line.startswith(
+        "Dead-lettered 1 of 3 records to in.dlq (1 at stage decode); the first, in partition 0 "
+        "offset 1: DecodeError: "
+    )
+
+
+def test_a_batch_given_up_is_said_in_one_warning(caplog: pytest.LogCaptureFixture) -> None:
+    batch = records("in", 0, [{"n": 1}, {"n": 2}])
+    consumer, producer = FakeConsumer([batch]), FakeProducer()
+    session = FakeSession(lambda frame: frame.assign(bad=[object(), object()]))
+    caplog.set_level(logging.INFO, dead_letters.__name__)
+
+    service(session, consumer, producer, config={"on_failure": "dead-letter"}, max_messages=2).run()
+
+    [line] = dead_letter_lines(caplog)
+    assert line.startswith(
+        "Dead-lettered 2 of 2 records to in.dlq (2 at stage encode); the first, in partition 0 "
+        "offset 0: EncodeError: "
+    )
+
+
+def test_a_stream_that_stops_says_the_dead_letters_its_log_held_back(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The second batch comes within the log's interval of the first: no next line would say
+    it once the stream has stopped."""
+    first, second = records("in", 0, [{"n": 1}, {"n": 2}]), records("in", 1, [{"n": 3}])
+    first[0]._value = second[0]._value = b"not json"
+    consumer, producer = FakeConsumer([first, second]), FakeProducer()
+    caplog.set_level(logging.INFO, dead_letters.__name__)
+
+    service(FakeSession(), consumer, producer, max_messages=3).run()
+
+    assert dead_letter_lines(caplog)[1:] == [
+        "Dead-lettered to in.dlq: 1 more dead-lettered in 1 batch since the last line"
+    ]

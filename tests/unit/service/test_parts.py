@@ -123,7 +123,7 @@ def built_stateful(tmp_path: Path, session: StatefulSession, key: str) -> LoopPa
         session,  # type: ignore[arg-type]
         stream_config(state=state),
         KafkaConfig(),
-        project_path=tmp_path,
+        project=Project(tmp_path),
         metrics=StreamMetrics(group="g", namespace="ns", guarantee="at-least-once"),
     )
 

@@ -1,8 +1,10 @@
-"""Each stage of a batch on its own: decode, encode, dead letters, assignment, backoff, ledger."""
+"""Each stage of a batch on its own: decode, encode, dead letters (and their log lines),
+assignment, backoff, ledger."""
 
 from __future__ import annotations
 
-from collections import Counter
+import logging
+from dataclasses import dataclass
 from itertools import islice
 
 import pandas as pd
@@ -11,8 +13,9 @@ import pytest
 from kedro_stream.config import Format
 from kedro_stream.metrics import StreamMetrics
 from kedro_stream.serde import EncodeError, build_codec
+from kedro_stream.service import dead_letters
 from kedro_stream.service.batch import Batch
-from kedro_stream.service.dead_letters import DeadLetters, Stage
+from kedro_stream.service.dead_letters import LOG_INTERVAL_S, DeadLetterLog, DeadLetters, Stage
 from kedro_stream.service.decode import Decoder
 from kedro_stream.service.encode import Encoder, PublishedOutput
 from kedro_stream.service.progress import CommitLedger
@@ -105,7 +108,7 @@ def test_the_ledger_counts_a_committed_batch_once() -> None:
     metrics = StreamMetrics(group="g", namespace="ns", guarantee="at-least-once")
     ledger = CommitLedger(metrics, "g", "in.dlq")
     batch = Batch(records("in", 0, [{}, {}, {}]))
-    ledger.committed(batch, [], Counter({Stage.DECODE: 1, Stage.PIPELINE: 0}))
+    ledger.committed(batch, [], [DLQ.of(batch.messages[1], ValueError("x"), Stage.DECODE)])
 
     p = ledger.progress
     assert (p.batches, p.records, p.dead_lettered, p.produced) == (1, 3, 1, 0)
@@ -113,3 +116,120 @@ def test_the_ledger_counts_a_committed_batch_once() -> None:
     assert metrics.consumed.labels("g", "in")._value.get() == 3
     sampled = {s.labels.get("stage") for m in metrics.registry.collect() for s in m.samples}
     assert "pipeline" not in sampled  # no series for a stage that dead-lettered nothing
+
+
+# --- the dead-letter log: one line a batch, at most one every LOG_INTERVAL_S ------------------
+
+
+@dataclass
+class Clock:
+    """The log's clock, moved by the test."""
+
+    now: float = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def letters(count: int, stage: Stage = Stage.DECODE, first_offset: int = 0) -> list[dict[str, str]]:
+    """The reasons of ``count`` dead letters of partition 3, offsets from ``first_offset``."""
+    messages = [FakeMessage("in", 3, first_offset + i, b"?") for i in range(count)]
+    errors = [ValueError(f"bad value {i}\nat line 2") for i in range(count)]
+    return [
+        dead_letters.reason_of(DLQ.of(m, e, stage)) for m, e in zip(messages, errors, strict=True)
+    ]
+
+
+def said(caplog: pytest.LogCaptureFixture) -> list[tuple[str, str]]:
+    return [(r.levelname, r.getMessage()) for r in caplog.records]
+
+
+def test_a_batch_with_dead_letters_is_one_warning_with_count_stages_and_first_error(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    log = DeadLetterLog("in.dlq", clock=Clock())
+    caplog.set_level(logging.INFO, dead_letters.__name__)
+
+    log.committed([*letters(2), *letters(1, Stage.PIPELINE, first_offset=7)], records=10)
+    log.committed([], records=5)  # no dead letter: nothing to say
+
+    assert said(caplog) == [
+        (
+            "WARNING",
+            "Dead-lettered 3 of 10 records to in.dlq (2 at stage decode, 1 at stage pipeline); "
+            "the first, in partition 3 offset 0: ValueError: bad value 0",
+        )
+    ]
+
+
+def test_a_flood_is_one_line_an_interval_the_rest_summed_into_the_next(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    clock = Clock()
+    log = DeadLetterLog("in.dlq", clock=clock)
+    caplog.set_level(logging.INFO, dead_letters.__name__)
+
+    first = clock.now
+    log.committed(letters(1), records=1)
+    for i in range(37):  # within the interval of the first line: counted, not said
+        clock.now = first + i * (LOG_INTERVAL_S / 40)
+        log.committed(letters(11), records=100)
+    assert len(caplog.records) == 1
+    clock.now = first + LOG_INTERVAL_S
+    log.committed(letters(2, Stage.ENCODE), records=2)
+
+    assert [message for _, message in said(caplog)] == [
+        "Dead-lettered 1 of 1 records to in.dlq (1 at stage decode); the first, in partition 3 "
+        "offset 0: ValueError: bad value 0",
+        "Dead-lettered 2 of 2 records to in.dlq (2 at stage encode); the first, in partition 3 "
+        "offset 0: ValueError: bad value 0; and 407 more dead-lettered in 37 batches since the "
+        "last line",
+    ]
+
+
+def test_the_interval_counts_from_the_last_line_said(caplog: pytest.LogCaptureFixture) -> None:
+    clock = Clock()
+    log = DeadLetterLog("in.dlq", interval_s=10, clock=clock)
+    caplog.set_level(logging.INFO, dead_letters.__name__)
+
+    for at in (0, 6, 12, 19, 21):  # said at 0 and 12; 6, 19 and 21 held back
+        clock.now = 1000.0 + at
+        log.committed(letters(1), records=1)
+
+    assert [message.endswith("since the last line") for _, message in said(caplog)] == [
+        False,
+        True,
+    ]
+
+
+def test_what_was_held_back_is_said_when_the_stream_stops(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    clock = Clock()
+    log = DeadLetterLog("in.dlq", clock=clock)
+    caplog.set_level(logging.INFO, dead_letters.__name__)
+    log.committed(letters(1), records=1)
+    log.flush()  # nothing held back: nothing to say
+    clock.now += 1
+    log.committed(letters(4), records=4)
+
+    log.flush()
+    log.flush()  # said once
+
+    assert said(caplog)[1:] == [
+        ("WARNING", "Dead-lettered to in.dlq: 4 more dead-lettered in 1 batch since the last line")
+    ]
+
+
+def test_the_reason_of_a_replayed_dead_letter_is_its_latest() -> None:
+    replayed = DLQ.of(FakeMessage("in", 0, 5, b"?"), ValueError("first life"), Stage.PIPELINE)
+    again = FakeMessage("in", 1, 9, b"?")
+    again.headers = lambda: replayed.headers  # type: ignore[method-assign]
+
+    reason = dead_letters.reason_of(DLQ.of(again, ValueError("second life"), Stage.DECODE))
+
+    assert (reason["error.message"], reason["error.stage"], reason["source.offset"]) == (
+        "second life",
+        "decode",
+        "9",
+    )

@@ -61,11 +61,40 @@ class FakeAdmin:
         return futures
 
 
-def test_an_input_topic_that_does_not_exist_is_an_error_saying_to_create_it() -> None:
+def test_an_input_topic_that_does_not_exist_is_an_error_saying_how_to_create_it() -> None:
     admin = FakeAdmin({COUNTS: 3})
-    with pytest.raises(StateError, match=r"input topic 'in' does not exist.*create it first"):
-        ensure_changelogs(admin, "in", [COUNTS], development_broker=False)  # type: ignore[arg-type]
+    with pytest.raises(StateError) as raised:
+        ensure_changelogs(
+            admin,  # type: ignore[arg-type]
+            "in",
+            [COUNTS],
+            development_broker=False,
+            bootstrap_servers="k:9092",
+        )
     assert admin.created == []
+    assert str(raised.value) == (
+        "input topic 'in' does not exist: a stateful stream lays out its changelogs by the "
+        "input's partition count, so create it first, e.g. `kafka-topics.sh --bootstrap-server "
+        "k:9092 --create --topic in --partitions N`. Choose N with care, as the most instances "
+        "that may share the work: the changelogs are made with N partitions and must keep it, "
+        "and a topic's partitions can grow but never shrink"
+    )
+
+
+def test_on_the_development_broker_the_missing_input_is_made_at_its_start() -> None:
+    """It has no CreateTopics: the input and its changelogs get a count of the user's choosing
+    only as ``--topic``s of its start."""
+    admin = FakeAdmin({}, makes=4)
+    with pytest.raises(StateError) as raised:
+        ensure_changelogs(admin, "in", [COUNTS, TOTALS], development_broker=True)  # type: ignore[arg-type]
+    assert admin.asked == []  # asking would have made it, with a count nobody chose
+    assert str(raised.value).endswith(
+        "so create it first. The development broker gives a topic the partitions you choose "
+        "only at its start: restart it with the topic and its changelogs, `kedro-stream broker "
+        f"--topic in --topic {COUNTS} --topic {TOTALS} --partitions N` (N: the most instances "
+        "that may share the work), or produce to in first (it and the changelogs then get the "
+        "development broker's default count)"
+    )
 
 
 def test_changelogs_with_the_input_partition_count_pass_as_they_are() -> None:
