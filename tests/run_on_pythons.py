@@ -120,6 +120,8 @@ class Run:
                 stamp.touch()
         pytest = (python, "-m", "pytest", "-q", "-p", "no:cacheprovider")
         self.step("unit tests (tests/unit)", *pytest, "tests/unit")
+        # The example project: batch == stream rests on pandas reading its files alike.
+        self.step("the example project (tests/example)", *pytest, "tests/example")
         self.step(f"end-to-end stream ({E2E})", *pytest, E2E)
 
     def summary(self) -> str:
