@@ -12,7 +12,7 @@ export KEDRO_DISABLE_TELEMETRY := 1
 # python running the example's modules (make demo, make bench) gets it here.
 EXAMPLE_PATH := PYTHONPATH=$(CURDIR)/src$${PYTHONPATH:+:$$PYTHONPATH}
 
-.PHONY: install demo test test-tansu lint bench soak mutants package clean
+.PHONY: install demo test test-tansu pythons lint bench soak mutants package clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -35,6 +35,12 @@ test: lint
 ## test-tansu: the integration tests again, against Tansu (an independent Kafka implementation)
 test-tansu: $(STAMP)
 	$(BIN)/python tests/run_on_tansu.py --durations=10
+
+## pythons: the unit tests, the example's tests and one end-to-end stream on every other Python that
+## requires-python admits, each in its own .venv-3.X (pyenv's or python3.X on the PATH; a missing
+## one fails)
+pythons: $(STAMP)
+	$(BIN)/python tests/run_on_pythons.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench
@@ -63,7 +69,7 @@ package: $(STAMP)
 	tar --exclude='local/*.yml' -czf dist/conf-payment_fraud.tar.gz conf
 
 clean:
-	rm -rf $(VENV) build deploy/example-wheel/build dist *.egg-info src/*.egg-info .pytest_cache .ruff_cache
+	rm -rf $(VENV) .venv-3.* build deploy/example-wheel/build dist *.egg-info src/*.egg-info .pytest_cache .ruff_cache
 
 ## deploy-check: promtool over deploy/prometheus (Debian: apt-get install prometheus); the rest
 ## of the deployment files are checked by tests/deploy, part of `make test`

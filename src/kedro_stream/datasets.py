@@ -14,7 +14,7 @@ from typing import Any
 import pandas as pd
 from kedro.io import AbstractDataset, DatasetError
 
-from kedro_stream.state.rows import encode_row
+from kedro_stream.state.rows import decode_row, encode_row
 
 
 class StateDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
@@ -49,9 +49,14 @@ class StateDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
         self.metadata = metadata
 
     def load(self) -> pd.DataFrame:
-        """The snapshot's rows, or an empty table with ``columns``."""
+        """The snapshot's rows, decoded as the stream decodes the store's (on pandas 2, pandas'
+        own JSON reader made a null NaN where the stream has None, and a ``*_time`` column of
+        numbers datetimes), or an empty table with ``columns``."""
         if self._filepath is not None and self._filepath.exists():
-            return pd.read_json(self._filepath, lines=True, dtype=False, precise_float=True)
+            lines = self._filepath.read_bytes().splitlines()
+            records = [decode_row(line) for line in lines if line.strip()]
+            if records:
+                return pd.DataFrame.from_records(records)
         return pd.DataFrame(columns=self._columns)
 
     def save(self, data: pd.DataFrame) -> None:

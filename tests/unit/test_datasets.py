@@ -12,7 +12,7 @@ import pytest
 from kedro.io import DatasetError
 
 from kedro_stream.datasets import StateDataset
-from kedro_stream.state.rows import encode_row
+from kedro_stream.state.rows import encode_row, rows_frame
 
 COLUMNS = ["account_id", "payments", "total"]
 
@@ -42,6 +42,30 @@ def test_saved_rows_load_back_as_they_were(tmp_path: Path) -> None:
     )
     dataset.save(rows)
     pd.testing.assert_frame_equal(dataset.load(), rows)
+
+
+@pytest.mark.parametrize(
+    "rows",
+    [
+        [{"account_id": "007", "tag": "x"}, {"account_id": "12", "tag": None}],
+        [{"account_id": "a", "payments": 3}, {"account_id": "b", "payments": None}],
+        [{"account_id": "a", "total": 1.5}, {"account_id": "b"}],  # a column a row lacks
+        [{"account_id": "a", "events": [[1, 2.5]]}, {"account_id": "b", "events": []}],
+        [{"account_id": "a", "last_time": 1_735_732_800_000}],  # epoch millis, not a date
+    ],
+)
+def test_a_snapshot_loads_as_the_stream_reads_the_same_rows(
+    tmp_path: Path, rows: list[dict]
+) -> None:
+    """On pandas 2 too, whose read_json made a JSON null NaN where the stream's state input
+    keeps None, and a ``*_time`` column of numbers datetimes: a node saw one under ``kedro run``
+    and the other in the stream."""
+    snapshot = tmp_path / "activity.jsonl"
+    snapshot.write_bytes(b"".join(encode_row(row) + b"\n" for row in rows))
+    loaded = StateDataset(filepath=str(snapshot)).load()
+    stream = rows_frame([encode_row(row) for row in rows], "account_id")
+    assert loaded.dtypes.to_dict() == stream.dtypes.to_dict()
+    assert repr(loaded.to_dict(orient="records")) == repr(stream.to_dict(orient="records"))
 
 
 def test_a_snapshot_is_the_store_row_encoding_and_floats_keep_every_bit(tmp_path: Path) -> None:

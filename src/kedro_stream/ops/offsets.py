@@ -9,7 +9,7 @@ service's ``auto.offset.reset`` is ``earliest``), which is also where its lag co
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timezone
 from enum import Enum
 
 
@@ -65,11 +65,22 @@ class Move:
         return max(self.high - self.new, 0)
 
 
+def from_iso(text: str) -> datetime:
+    """``datetime.fromisoformat``, reading a trailing ``Z`` as UTC on every Python: 3.10's
+    refuses it, yet ``Z`` is how most tools and logs write UTC."""
+    if not text.endswith("Z"):
+        return datetime.fromisoformat(text)
+    when = datetime.fromisoformat(text[:-1])
+    if when.tzinfo is not None:
+        raise ValueError(f"{text!r} has two time zones")
+    return when.replace(tzinfo=timezone.utc)
+
+
 def parse_time(text: str) -> datetime:
     """An ISO-8601 time with its time zone (``Z`` for UTC). A time without one is refused rather
     than guessed: the machine's zone and UTC differ by hours of records."""
     try:
-        when = datetime.fromisoformat(text)
+        when = from_iso(text)
     except ValueError:
         raise ValueError(f"{text!r} is not an ISO-8601 time, e.g. 2026-12-03T09:30:00Z") from None
     if when.tzinfo is None:

@@ -3,12 +3,22 @@
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
+from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from kedro_stream.ops.offsets import Mode, Move, Target, new_offset, offset_for_time, parse_time
+from kedro_stream.ops.offsets import (
+    Mode,
+    Move,
+    Target,
+    from_iso,
+    new_offset,
+    offset_for_time,
+    parse_time,
+)
 
+UTC = timezone.utc  # datetime.UTC is 3.11+
+PLUS_ONE = timezone(timedelta(hours=1))
 LOW, HIGH = 100, 200  # records 100..199 retained
 
 
@@ -70,3 +80,28 @@ def test_times_need_a_zone() -> None:
         parse_time("2026-12-03T09:30")
     with pytest.raises(ValueError, match="not an ISO-8601 time"):
         parse_time("yesterday")
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("2026-12-03T09:30:00Z", datetime(2026, 12, 3, 9, 30, tzinfo=UTC)),
+        ("2026-12-03T09:30Z", datetime(2026, 12, 3, 9, 30, tzinfo=UTC)),
+        ("2026-12-03 09:30:00Z", datetime(2026, 12, 3, 9, 30, tzinfo=UTC)),
+        ("2026-12-03T09:30:00.250Z", datetime(2026, 12, 3, 9, 30, 0, 250_000, tzinfo=UTC)),
+        ("2026-12-03Z", datetime(2026, 12, 3, tzinfo=UTC)),  # midnight
+        ("2026-12-03T09:30:00+00:00", datetime(2026, 12, 3, 9, 30, tzinfo=UTC)),
+        ("2026-12-03T10:30:00+01:00", datetime(2026, 12, 3, 10, 30, tzinfo=PLUS_ONE)),
+        ("2026-12-03T09:30:00", datetime(2026, 12, 3, 9, 30)),  # naive: parse_time refuses it
+    ],
+)
+def test_z_reads_as_utc_on_every_python(text: str, expected: datetime) -> None:
+    """Python 3.10's ``fromisoformat`` refuses ``Z``; 3.11's reads it."""
+    when = from_iso(text)
+    assert (when, when.utcoffset()) == (expected, expected.utcoffset())
+
+
+@pytest.mark.parametrize("text", ["Z", "T09:30Z", "2026-12-03T09:30:00+00:00Z"])
+def test_z_is_a_suffix_of_a_time_not_a_time(text: str) -> None:
+    with pytest.raises(ValueError, match="not an ISO-8601 time"):
+        parse_time(text)

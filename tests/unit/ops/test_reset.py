@@ -9,7 +9,7 @@ broker's quirks) is tested against broker processes in tests/integration/test_re
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -29,6 +29,7 @@ from kedro_stream.ops.offsets import Mode, Move, Target
 from kedro_stream.ops.reset import GroupActive, ResetError, ResetPlan, StatePlan, reset
 from kedro_stream.state.layout import StoreLayout
 
+UTC = timezone.utc  # datetime.UTC is 3.11+
 TOPIC, GROUP = "in", "g"
 RESET = "kedro_stream.ops.reset"  # where the fakes replace the clients it talks through
 EARLIEST = Target(Mode.EARLIEST)

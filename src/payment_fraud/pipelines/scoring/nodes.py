@@ -70,10 +70,7 @@ def clean_payments(payments: pd.DataFrame) -> pd.DataFrame:
     missing = [column for column in PAYMENT_COLUMNS if column not in payments.columns]
     if missing:
         raise ValueError(f"payment batch lacks columns {missing}")
-    columns = {
-        name: payments[name] if payments[name].dtype == dtype else payments[name].astype(dtype)
-        for name, dtype in _PAYMENT_DTYPES.items()
-    }
+    columns = {name: _as(payments[name], dtype) for name, dtype in _PAYMENT_DTYPES.items()}
     columns["currency"] = columns["currency"].str.strip().str.upper()
     columns["country"] = columns["country"].str.strip().str.upper()
     columns["merchant_category"] = columns["merchant_category"].str.strip().str.lower()
@@ -82,6 +79,16 @@ def clean_payments(payments: pd.DataFrame) -> pd.DataFrame:
     if clean["payment_id"].is_unique:
         return clean
     return clean.drop_duplicates("payment_id", keep="first", ignore_index=True)
+
+
+def _as(column: pd.Series, dtype: str) -> pd.Series:
+    if column.dtype == dtype:
+        return column
+    if dtype == "int64" and pd.api.types.is_datetime64_any_dtype(column):
+        # Epoch milliseconds read back as datetimes: pandas 2's JSON reader parses columns named
+        # like `*_time` (pandas 3's does not), and a cast would give nanoseconds.
+        return (column - pd.Timestamp(0, tz=column.dt.tz)) // pd.Timedelta(1, "ms")
+    return column.astype(dtype)
 
 
 def score_payments(
