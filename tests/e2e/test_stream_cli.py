@@ -155,29 +155,9 @@ def test_broker_produce_consume_as_a_user(stream_project: Path) -> None:
 
 
 def test_consume_fails_with_a_one_line_reason(stream_project: Path, kafka_broker) -> None:
-    done = subprocess.run(
-        [
-            KEDRO,
-            "stream",
-            "consume",
-            "--topic",
-            "nope",
-            "--bootstrap-servers",
-            kafka_broker.bootstrap_servers,
-        ],
-        cwd=stream_project,
-        env=ENV,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert done.returncode != 0
-    assert (
-        done.stderr.strip()
-        .splitlines()[-1]
-        .startswith("Error: No stream in stream.yml reads topic 'nope'")
-    )
+    bootstrap = ("--bootstrap-servers", kafka_broker.bootstrap_servers)
+    error = error_line_of(stream_project, "consume", "--topic", "nope", *bootstrap)
+    assert error.startswith("Error: No stream in stream.yml reads topic 'nope'")
 
 
 def test_sigterm_finishes_the_batch_commits_and_exits_0(stream_project: Path, kafka_broker) -> None:
@@ -307,9 +287,7 @@ def test_a_stateful_consume_that_never_reaches_kafka_fails_with_one_line(
     """The example's stream reads its changelogs' metadata at start: with no broker that
     fails, in one line after the client's one warning, not in librdkafka's raw lines, and
     within about its idle timeout rather than the 20 s a start waits otherwise."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        address = f"127.0.0.1:{probe.getsockname()[1]}"  # closed once the probe is
+    address = closed_port_address()
     consume = [KEDRO, "stream", "consume", "--topic", "payments", "--bootstrap-servers", address]
     done = subprocess.run(
         [*consume, "--idle-timeout-s", "3"],

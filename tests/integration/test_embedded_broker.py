@@ -520,22 +520,27 @@ def test_two_brokers_advertise_their_forwarded_ports(tmp_path: Path) -> None:
         assert client.flush(TIMEOUT_S) == 0
 
 
+def _broker_errors(tmp_path: Path, *options: str) -> list[str]:
+    """The lines of a development broker that fails to start, which prints nothing on stdout."""
+    done = subprocess.run(
+        [sys.executable, "-m", "kedro_stream", "broker", *options],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode != 0
+    assert done.stdout == ""
+    return done.stderr.splitlines()
+
+
 @pytest.mark.parametrize(("brokers", "taken"), [(1, 0), (2, 1)])
 def test_port_in_use_is_one_error_line(tmp_path: Path, brokers: int, taken: int) -> None:
     port = free_ports(brokers)
-    command = ["--port", str(port), "--brokers", str(brokers)]
     with socket.create_server(("127.0.0.1", port + taken)):
-        done = subprocess.run(
-            [sys.executable, "-m", "kedro_stream", "broker", *command],
-            capture_output=True,
-            text=True,
-            cwd=tmp_path,
-            timeout=60,
-            check=False,
-        )
-    assert done.returncode != 0
-    assert done.stdout == ""
-    assert done.stderr.splitlines() == [
+        errors = _broker_errors(tmp_path, "--port", str(port), "--brokers", str(brokers))
+    assert errors == [
         f"Error: port {port + taken} is in use: stop what listens there, choose another --port, "
         "or leave it out for any free port"
     ]
@@ -544,17 +549,8 @@ def test_port_in_use_is_one_error_line(tmp_path: Path, brokers: int, taken: int)
 def test_a_control_port_in_use_is_one_error_line(tmp_path: Path) -> None:
     with socket.create_server(("127.0.0.1", 0)) as taken:
         port = taken.getsockname()[1]
-        done = subprocess.run(
-            [sys.executable, "-m", "kedro_stream", "broker", "--control-port", str(port)],
-            capture_output=True,
-            text=True,
-            cwd=tmp_path,
-            timeout=60,
-            check=False,
-        )
-    assert done.returncode != 0
-    assert done.stdout == ""
-    assert done.stderr.splitlines() == [
+        errors = _broker_errors(tmp_path, "--control-port", str(port))
+    assert errors == [
         f"Error: control port {port} is in use: stop what listens there, choose another "
         "--control-port, or leave it out for any free port"
     ]
