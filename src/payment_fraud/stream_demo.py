@@ -23,7 +23,9 @@ from rich.table import Table
 
 PROJECT = Path(__file__).resolve().parents[2]
 KEDRO = str(Path(sys.executable).with_name("kedro"))
-MALFORMED = b'not json\n{"payment_id": "p-bad", "amount": "lots"}\n'
+# Keyed like every payment (produce keys by the state key, account_id, and refuses records
+# without one): what is wrong is the value, which the stream dead-letters.
+MALFORMED = b'not json\n{"payment_id": "p-bad", "account_id": "acct-9", "amount": "lots"}\n'
 console = Console()
 
 
