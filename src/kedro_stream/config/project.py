@@ -10,10 +10,12 @@ conf-NAME.tar.gz`` names the installed package and its configuration, as ``pytho
 
 from __future__ import annotations
 
+import atexit
 import functools
 import importlib.resources
 import importlib.util
 import os
+import shutil
 import tarfile
 import tempfile
 import zipfile
@@ -92,10 +94,12 @@ class Project:
         catalog and ``stream.yml`` both read (a key set on the loader is what it answers)."""
         if self.credentials is None:
             return
+        from kedro.config import MissingConfigException
+
         mounted = read_credentials_file(self.credentials)
         try:
             given: Mapping[str, Any] = loader["credentials"]
-        except Exception:  # MissingConfigException, KeyError: the conf source has none
+        except (KeyError, MissingConfigException):  # the conf source has none
             given = {}
         loader["credentials"] = {**given, **mounted}
 
@@ -195,6 +199,7 @@ def _conf_folder(conf: Path) -> Path:
 @functools.cache
 def _unpacked(archive: Path) -> Path:
     target = Path(tempfile.mkdtemp(prefix="kedro-stream-conf-"))
+    atexit.register(shutil.rmtree, target, ignore_errors=True)
     if archive.name.endswith(".zip"):
         with zipfile.ZipFile(archive) as opened:
             opened.extractall(target)
