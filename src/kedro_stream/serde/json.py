@@ -69,8 +69,8 @@ class JsonCodec:
         return check_record(record, self.schema, self._quick)
 
     def encode(self, record: Mapping[str, Any]) -> bytes:
-        """The record as JSON (orjson, numpy and pandas values included); with a schema,
-        checked against it first."""
+        """The record as JSON (orjson, numpy and pandas values included). A schema is not
+        checked here: only :meth:`decode` checks records against it."""
         try:
             return orjson.dumps(record, default=_json_default, option=_ORJSON_OPTIONS)
         except (TypeError, orjson.JSONEncodeError) as exc:
