@@ -3,8 +3,9 @@ no cluster: every manifest, base and overlays rendered, validates; ports, probe 
 command, env names, the KEDA trigger's group, topic and metric, the replica bound and the
 grace period agree with the CLI, the metrics server, conf/base/stream.yml and the Dockerfile.
 
-KEDA's own CRD schema is not checked here: no package of the Python or npm registries ships it
-as a plain JSON schema file; the ScaledObject and TriggerAuthentication get structural checks.
+KEDA's own CRD schema is not checked here: the npm package of KEDA's models
+(@kubernetes-models/keda) ships it compiled into JavaScript validators, not as a JSON schema
+file to vendor; the ScaledObject and TriggerAuthentication get checks of the fields used.
 """
 
 from __future__ import annotations
