@@ -53,6 +53,8 @@ bench: $(STAMP)
 	$(EXAMPLE_PATH) $(BIN)/python bench/throughput.py --rounds 3
 	$(BIN)/python bench/state_store.py
 	$(BIN)/python bench/state_restore.py
+	$(EXAMPLE_PATH) $(BIN)/python bench/scale_out.py
+	$(EXAMPLE_PATH) $(BIN)/python bench/restore_times.py
 
 ## soak: 1 000 000 records through `kedro stream consume`; throughput and memory per window
 soak: $(STAMP)
