@@ -79,6 +79,7 @@ class Pod:
         self.lives = 0
 
     def start(self) -> Member:
+        """A new life of the pod: ``kedro stream consume`` in its project."""
         self.lives += 1
         return start_member(self.project, self.names, self.bootstrap, f"life-{self.lives}")
 
@@ -121,6 +122,7 @@ def changelog_extent(bootstrap: str, topic: str, partitions: int) -> tuple[int, 
 
 
 def main() -> int:
+    """The backlog, the rounds of restarts, then the medians."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--records", type=int, help="The backlog (all of payments.jsonl).")
     parser.add_argument("--rounds", type=int, default=3, help="Medians over this many rounds.")

@@ -82,6 +82,7 @@ WAIT_S = 300.0  # the longest any one wait of a run may take
 
 
 def log(message: str) -> None:
+    """Progress on stderr: stdout holds the report."""
     print(message, file=sys.stderr, flush=True)
 
 
@@ -120,18 +121,22 @@ class Names:
 
     @classmethod
     def fresh(cls, prefix: str) -> Names:
+        """Names no earlier run used."""
         run = uuid.uuid4().hex[:8]
         return cls(f"{prefix}-{run}", f"{prefix}-group-{run}")
 
     def output(self, suffix: str) -> str:
+        """The topic of output ``suffix`` (``features``, ``scores``, ``alerts``)."""
         return f"{self.input}-{suffix}"
 
     @property
     def dlq(self) -> str:
+        """The dead-letter topic."""
         return f"{self.input}.dlq"
 
     @property
     def changelog(self) -> str:
+        """The state's changelog: stream.yml's default name for the group."""
         return default_changelog_topic(self.group, STATE)
 
 
@@ -256,6 +261,7 @@ class GroupOffsets:
         return sum(self._consumer.get_watermark_offsets(tp, timeout=10)[1] for tp in self._tps)
 
     def close(self) -> None:
+        """Close its consumer (it never joined the group)."""
         self._consumer.close()
 
 
@@ -371,17 +377,19 @@ def run(broker: EmbeddedBroker, workdir: Path, consumers: int, plan: Plan) -> Ru
     try:
         with members_stopped(members):
             first_start = time.monotonic()
+
+            def settled() -> bool:
+                joined = [m.restored() for m in members]  # each poll: when each first restored
+                return (
+                    offsets.committed() >= len(before) and len(joined) == consumers and all(joined)
+                )
+
             for i, project in enumerate(projects):
                 while time.monotonic() < first_start + i * plan.stagger_s:
-                    offsets.committed()  # the timeline goes on: members commit meanwhile
+                    settled()  # the timeline goes on: members commit meanwhile
                     time.sleep(0.02)
                 members.append(start_member(project, names, bootstrap, f"{consumers}-{i}"))
-            wait_for(
-                lambda: offsets.committed() >= len(before) and all(m.restored() for m in members),
-                "the backlog, and every member's first assignment",
-                members,
-                every_s=0.02,
-            )
+            wait_for(settled, "the backlog, and every member's first assignment", members, 0.02)
             joined = max(m.first_restore_at for m in members)
             produce(bootstrap, names.input, after)
             wait_for(lambda: offsets.committed() >= total, "every commit", members, every_s=0.02)
@@ -481,6 +489,7 @@ def report(args: argparse.Namespace, results: list[RunResult], seconds: float) -
 
 
 def main() -> int:
+    """Every run, then the report; exit 1 when a run's outputs are not reconciled."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--consumers", default="1,2,4", help="Consumer counts, one run each.")
     parser.add_argument("--records", type=int, default=20_000)
