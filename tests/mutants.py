@@ -62,6 +62,7 @@ ISOLATE_POISON = (
 )
 LOOP_ISOLATE = "tests/unit/service/test_loop_isolate.py::"
 LOOP_STATE = "tests/unit/service/test_loop_state.py::"
+LOOP_PROTOCOL = "tests/unit/service/test_loop_protocol.py::"
 RESET_TESTS = "tests/integration/test_reset.py::"
 STATE_CRASH_LOOP = (
     "tests/reliability/test_state_crash_loop.py::"
@@ -128,13 +129,35 @@ MUTANTS = (
         (ALL_RECORDS, FUZZ, fault("broker 2 down, then up")),
     ),
     Mutant(
-        "offsets committed for a revoked partition",
+        "a batch overtaken by a revocation published",
         REBALANCE,
-        "if (tp.topic, tp.partition) not in revoked]",
-        "if (tp.topic, tp.partition) not in set()]",
+        "if revoked and any((tp.topic, tp.partition) in revoked for tp in offsets):",
+        "if False:",
         (
-            "tests/unit/service/test_loop_protocol.py::"
-            "test_a_partition_revoked_during_the_run_is_not_committed",
+            LOOP_PROTOCOL
+            + "test_a_batch_overtaken_during_its_run_publishes_nothing_and_is_read_again",
+            LOOP_PROTOCOL + "test_a_batch_overtaken_while_it_was_collected_is_not_run",
+            LOOP_STATE + "test_a_batch_overtaken_during_its_run_writes_no_state",
+        ),
+    ),
+    Mutant(
+        "a commit refused by a rebalance runs the batch again",
+        COMMIT,
+        "        except CommitAbandoned as refused:\n",
+        "        except ZeroDivisionError as refused:\n",
+        (
+            LOOP_PROTOCOL + "test_a_commit_refused_by_a_rebalance_is_deferred_not_run_again",
+            LOOP_STATE + "test_a_batch_whose_commit_a_rebalance_deferred_counts_once",
+            SERVICE + "test_a_commit_overtaken_by_a_rebalance_is_not_a_failure[classic]",
+        ),
+    ),
+    Mutant(
+        "deferred offsets not committed on revocation",
+        COMMIT,
+        "        offsets = self._take(partitions)\n        if not offsets:\n            return\n",
+        "        offsets = self._take(partitions)\n        if True:\n            return\n",
+        (
+            LOOP_PROTOCOL + "test_deferred_offsets_are_committed_when_their_partition_is_revoked",
             SERVICE + "test_a_commit_overtaken_by_a_rebalance_is_not_a_failure[classic]",
         ),
     ),
@@ -226,14 +249,7 @@ MUTANTS = (
         "        p.state.apply(changes, offsets)  # 8. apply state\n",
         "        p.state.apply(changes, offsets)  # 8. apply state\n"
         "        protocol.commit(offsets)  # 7. commit\n",
-        (LOOP_STATE + "test_a_batch_whose_commit_was_refused_leaves_the_store_as_it_was",),
-    ),
-    Mutant(
-        "state updates of a revoked partition published",
-        LOOP,
-        "        changes = p.state.changes(datasets, good, offsets)  # 5. encode state\n",
-        "        changes = p.state.changes(datasets, good, batch.next_offsets())  # 5.\n",
-        (LOOP_STATE + "test_a_partition_revoked_during_the_run_gets_no_changelog_record",),
+        (LOOP_STATE + "test_a_batch_whose_outputs_failed_leaves_the_store_as_it_was",),
     ),
     Mutant(
         "a restore that applies rows of batches never committed",

@@ -31,7 +31,7 @@ def test_a_stale_test_id_is_reported() -> None:
 
 def test_a_bare_id_of_a_parametrized_test_is_stale() -> None:
     """A bare id selects every case when run, but no outcome in the report carries it."""
-    [named] = [m for m in MUTANTS if m.name == "offsets committed for a revoked partition"]
+    [named] = [m for m in MUTANTS if m.name == "deferred offsets not committed on revocation"]
     parametrized = named.tests[1]
     assert parametrized.endswith("[classic]")
     bare = replace(named, tests=(parametrized.removesuffix("[classic]"),))

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import signal
 import socket
 import subprocess
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -17,6 +15,7 @@ import yaml
 
 from kedro_stream.config.models import default_changelog_topic
 from tests.conftest import KEDRO, kedro, run_kedro
+from tests.e2e.processes import ENV, assigned, finish, start
 from tests.kafka_helpers import committed, read_topic, wait_until
 from tests.reconcile import (
     assert_reconciled,
@@ -37,50 +36,6 @@ from tests.stream_helpers import (
 )
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
-ENV = {**os.environ, "KEDRO_DISABLE_TELEMETRY": "1"}
-
-
-_STARTED: list[subprocess.Popen[str]] = []
-
-
-@pytest.fixture(autouse=True)
-def _no_process_outlives_its_test() -> Iterator[None]:
-    """A failed assertion must not leave a consumer running (it would outlive the session)."""
-    yield
-    while _STARTED:
-        process = _STARTED.pop()
-        if process.poll() is None:
-            process.kill()
-            process.wait(timeout=10)
-
-
-def start(project: Path, *args: str, log: Path | None = None) -> subprocess.Popen[str]:
-    """A ``kedro stream`` process; its stderr goes to ``log`` when given, to read it live."""
-    process = subprocess.Popen(
-        [KEDRO, "stream", *args],
-        cwd=project,
-        env=ENV,
-        stdout=subprocess.PIPE,
-        stderr=log.open("w") if log else subprocess.PIPE,
-        text=True,
-    )
-    _STARTED.append(process)
-    return process
-
-
-def assigned(log: Path) -> set[str]:
-    """Partitions a service logged as assigned to it (``Assigned t[0], t[1]``), minus revoked."""
-    owned: set[str] = set()
-    for line in log.read_text().splitlines():
-        for verb, change in (("Assigned ", owned.update), ("Revoked ", owned.difference_update)):
-            if verb in line:
-                change(p.strip() for p in line.split(verb, 1)[1].split(","))
-    return owned - {"nothing"}
-
-
-def finish(process: subprocess.Popen[str], timeout_s: float = 60) -> tuple[int, str, str]:
-    out, err = process.communicate(timeout=timeout_s)
-    return process.returncode, out, err
 
 
 def produce_payments(project: Path, topic: str, bootstrap: str, *options: str) -> None:

@@ -139,7 +139,9 @@ def test_a_commit_overtaken_by_a_rebalance_is_not_a_failure(
 ) -> None:
     """Regressions: a commit refused with REBALANCE_IN_PROGRESS used to count as a failed batch
     (re-run, then dead-lettered although its outputs were acknowledged); then, abandoned, its
-    offsets were never committed when no later record arrived on those partitions."""
+    offsets were never committed when no later record arrived on those partitions; then the
+    batch was run again and its outputs published twice. Now the commit is deferred until the
+    group allows it."""
     names = topics("rebalance")
     create_input(kafka_broker, names, partitions=1)
     configure(
@@ -155,7 +157,6 @@ def test_a_commit_overtaken_by_a_rebalance_is_not_a_failure(
     )
     assert progress.dead_lettered == 0
     assert message_count(kafka_broker.bootstrap_servers, names["dlq"]) == 0
-    # The one batch was processed again and committed: its outputs appear twice.
     assert committed(kafka_broker.bootstrap_servers, names["group"], names["input"]) == {0: 100}
-    scores = read_topic(kafka_broker.bootstrap_servers, names["scores"], expect=200)
-    assert len(scores) == 200
+    scores = read_topic(kafka_broker.bootstrap_servers, names["scores"])
+    assert len(scores) == 100

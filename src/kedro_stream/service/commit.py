@@ -1,7 +1,12 @@
 """The commit protocols: offsets are stored only once every output is acknowledged.
 
 at-least-once: produce → flush → every delivery report OK → synchronous commit of exactly the
-processed offsets. exactly-once: one transaction per batch holding the outputs and the offsets
+processed offsets. A rebalance that refuses that commit defers it, since the outputs are
+acknowledged and running the batch again would publish them twice: the offsets are committed by
+the next commit the group allows, or in the revoke callback while this member still owns their
+partitions (as Kafka Streams commits on revocation).
+
+exactly-once: one transaction per batch holding the outputs and the offsets
 (``send_offsets_to_transaction``); no separate offset commit ever happens.
 
 These are steps 6 (publish) and 7 (commit) of the loop's protocol (``service/loop.py``).
@@ -16,7 +21,7 @@ from typing import Protocol
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
-from kedro_stream.errors import KedroStreamError
+from kedro_stream.errors import KedroStreamError, headline
 from kedro_stream.kafka.errors import kafka_error
 from kedro_stream.records import Outgoing
 from kedro_stream.service.retry import Backoff
@@ -30,6 +35,9 @@ _REBALANCE_CODES = frozenset(
         KafkaError.ILLEGAL_GENERATION,
         KafkaError.UNKNOWN_MEMBER_ID,
         KafkaError.FENCED_INSTANCE_ID,
+        # The next-generation protocol (KIP-848) fences commits by member epoch instead.
+        KafkaError.STALE_MEMBER_EPOCH,
+        KafkaError.FENCED_MEMBER_EPOCH,
     }
 )
 # Errors that say "ask again shortly" without the flag librdkafka uses for them elsewhere.
@@ -58,10 +66,10 @@ class DeliveryError(KedroStreamError):
 
 
 class CommitAbandoned(KedroStreamError):
-    """A rebalance overtook the batch: its offsets cannot be committed by this member.
+    """A rebalance overtook the batch's transaction (exactly-once): it is aborted, so none of
+    its outputs is ever read, and its records are processed again by their partitions' owners.
 
-    Not a processing failure: the batch is neither retried nor dead-lettered. Its records are
-    processed again, by this member for partitions it kept (at-least-once: outputs repeat).
+    Not a processing failure: the batch is neither retried nor dead-lettered.
     """
 
 
@@ -105,9 +113,23 @@ class CommitProtocol(Protocol):
 
     def commit(self, offsets: list[TopicPartition]) -> None:
         """Commit ``offsets`` once every published message is acknowledged. Raises
-        :class:`DeliveryError` if one was not, :class:`CommitAbandoned` if a rebalance
-        refused the commit, ``KafkaException`` for other broker errors (after retrying
-        transient ones for up to ``_COMMIT_RETRY_BUDGET_S``)."""
+        :class:`DeliveryError` if one was not, ``KafkaException`` for broker errors (after
+        retrying transient ones for up to ``_COMMIT_RETRY_BUDGET_S``). A commit a rebalance
+        refuses is deferred (at-least-once) or raises :class:`CommitAbandoned` (exactly-once)."""
+        ...
+
+    def commit_deferred(self) -> None:
+        """Commit the offsets a rebalance deferred, if the group now allows it."""
+        ...
+
+    def on_revoke(self, partitions: list[TopicPartition]) -> None:
+        """In the revoke callback, while this member still owns ``partitions``: commit their
+        deferred offsets, the last chance before their next owner reads from the committed
+        ones."""
+        ...
+
+    def on_lost(self, partitions: list[TopicPartition]) -> None:
+        """``partitions`` were taken away: their deferred offsets can no longer be committed."""
         ...
 
     def abort(self) -> None:
@@ -159,7 +181,8 @@ def _produce(producer: Producer, messages: Iterable[Outgoing]) -> None:
 
 
 class AtLeastOnce:
-    """produce → flush → every delivery report OK → synchronous commit of the offsets."""
+    """produce → flush → every delivery report OK → synchronous commit of the offsets, or,
+    while a rebalance refuses it, of them and every later batch's at the next chance."""
 
     def __init__(
         self,
@@ -174,6 +197,10 @@ class AtLeastOnce:
         self._producer = producer
         self._flush_timeout_s = flush_timeout_s
         self._deliveries = deliveries
+        #: Offsets whose records' outputs are acknowledged, not yet committed: a rebalance
+        #: refused their commit. Only partitions this member owns (see on_revoke, on_lost).
+        self._deferred: dict[tuple[str, int], int] = {}
+        self._refused = False  # since the last commit that went through: log once
 
     def publish(self, messages: Iterable[Outgoing]) -> None:
         """Every delivery report from here to the flush is this batch's."""
@@ -190,12 +217,72 @@ class AtLeastOnce:
         if self._deliveries.failed:
             first = self._deliveries.failed[0]
             raise DeliveryError(f"{len(self._deliveries.failed)} outputs failed: {first}")
-        if offsets:
-            _retrying(
-                lambda: self._consumer.commit(offsets=offsets, asynchronous=False),
-                "Offset commit",
-                transient=_commit_error_is_transient,
+        for tp in offsets:
+            self._deferred[(tp.topic, tp.partition)] = tp.offset
+        self.commit_deferred()
+
+    def commit_deferred(self) -> None:
+        """Commit every deferred offset; while a rebalance refuses, they stay deferred."""
+        if not self._deferred:
+            return
+        offsets = _topic_partitions(self._deferred)
+        try:
+            self._commit(offsets)
+        except CommitAbandoned as refused:
+            if not self._refused:
+                logger.info(
+                    "A rebalance refused the commit of %s (%s): deferred until the group "
+                    "allows it, not processed again",
+                    _partition_list(offsets),
+                    refused,
+                )
+            self._refused = True
+            return
+        if self._refused:
+            logger.info("Committed the offsets a rebalance deferred: %s", _partition_list(offsets))
+        self._refused = False
+        self._deferred.clear()  # a synchronous commit serves no rebalance callback meanwhile
+
+    def on_revoke(self, partitions: list[TopicPartition]) -> None:
+        """Commit the revoked partitions' deferred offsets before they are handed over."""
+        offsets = self._take(partitions)
+        if not offsets:
+            return
+        try:
+            self._commit(offsets)
+        except (CommitAbandoned, KafkaException) as error:
+            logger.warning(
+                "Could not commit %s before handing them over (%s): their next owner processes "
+                "those records again",
+                _partition_list(offsets),
+                headline(error),
             )
+
+    def on_lost(self, partitions: list[TopicPartition]) -> None:
+        """Drop the lost partitions' deferred offsets: their next owner repeats the records."""
+        offsets = self._take(partitions)
+        if offsets:
+            logger.warning(
+                "Partitions lost with offsets a rebalance deferred: %s; their next owner "
+                "processes those records again",
+                _partition_list(offsets),
+            )
+
+    def _take(self, partitions: list[TopicPartition]) -> list[TopicPartition]:
+        """The deferred offsets of ``partitions``, no longer deferred."""
+        taken = {
+            key: self._deferred.pop(key)
+            for key in [(tp.topic, tp.partition) for tp in partitions]
+            if key in self._deferred
+        }
+        return _topic_partitions(taken)
+
+    def _commit(self, offsets: list[TopicPartition]) -> None:
+        _retrying(
+            lambda: self._consumer.commit(offsets=offsets, asynchronous=False),
+            "Offset commit",
+            transient=_commit_error_is_transient,
+        )
 
     def abort(self) -> None:
         """Outputs already produced stay: at-least-once, the batch is processed again."""
@@ -242,6 +329,15 @@ class ExactlyOnce:
         )
         self._open = False
 
+    def commit_deferred(self) -> None:
+        """Nothing is deferred: a refused transaction is aborted, never kept."""
+
+    def on_revoke(self, partitions: list[TopicPartition]) -> None:
+        """Every committed transaction holds its offsets: nothing is left to commit."""
+
+    def on_lost(self, partitions: list[TopicPartition]) -> None:
+        """Nothing is deferred."""
+
     def abort(self) -> None:
         """Abort the batch's transaction, if one is open."""
         if self._open:
@@ -255,3 +351,11 @@ class ExactlyOnce:
             self.abort()
         except KafkaException as exc:
             logger.warning("Open transaction left to the broker to abort: %s", exc)
+
+
+def _topic_partitions(offsets: dict[tuple[str, int], int]) -> list[TopicPartition]:
+    return [TopicPartition(topic, part, offset) for (topic, part), offset in offsets.items()]
+
+
+def _partition_list(offsets: list[TopicPartition]) -> str:
+    return ", ".join(f"{tp.topic}[{tp.partition}]@{tp.offset}" for tp in offsets)

@@ -97,9 +97,10 @@ class GiveUp:
             ", ".join(f"{n} at stage {s.value}" for s, n in stages.items()),
             headline(error),
         )
+        offsets = self._assignment.still_owned(batch)  # raises Overtaken: read again instead
         try:
             protocol.publish(dead)  # 6.
-            protocol.commit(self._assignment.committable(batch))  # 7.
+            protocol.commit(offsets)  # 7.
         except Exception as exc:
             if is_fatal(exc):
                 raise stopped_by_fatal(exc) from exc

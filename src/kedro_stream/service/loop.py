@@ -6,19 +6,21 @@ Each batch (:meth:`StreamService._attempt`), top to bottom, one line a step:
 2. read state      the rows of the good records' keys, from their partitions' stores
 3. run             the namespace on the good records and those rows, on the keep-alive's
                    worker thread
+   (still owned)   every partition of the batch is still this member's: no poll from here to 7
 4. encode outputs  the run's output datasets → messages for their topics
 5. encode state    its state updates → changelog records and store entries
 6. publish         outputs, dead letters and changelog records (in the batch's transaction
                    under exactly-once)
-7. commit          the batch's offsets, once every message is acknowledged, for the partitions
-                   this member still owns
-8. apply state     the committed partitions' updates, to their stores
+7. commit          the batch's offsets, once every message is acknowledged (at-least-once: a
+                   rebalance that refuses the commit defers it, see ``commit.py``)
+8. apply state     the batch's updates, to its partitions' stores
 
 A stateless stream has no rows to read and no updates (its state is ``NoState``): it takes the
 same steps. Failure paths, beside them in :meth:`StreamService._process`:
 
-- a rebalance refused the commit (:class:`CommitAbandoned`): what this member still owns is
-  read again (``rebalance.rewind``); no retry, nothing dead-lettered;
+- a rebalance took a partition of the batch before step 4 (:class:`Overtaken`), or refused
+  its transaction (:class:`CommitAbandoned`): nothing of it is published, and what this member
+  still owns is read again (``rebalance.rewind``); no retry, nothing dead-lettered;
 - a fatal client error (a newer instance fenced this one): the service stops, nothing committed;
 - an output that cannot be encoded (:class:`EncodeError`), or state updates that do not replace
   the batch's keys' rows (:class:`StateUpdateError`), would fail the same way again: no retry;
@@ -57,7 +59,7 @@ from kedro_stream.service.idle import IdleWatch
 from kedro_stream.service.isolation import Poison, PoisonSearch
 from kedro_stream.service.parts import build_parts
 from kedro_stream.service.progress import CommitLedger, Progress
-from kedro_stream.service.rebalance import Assignment, rebalance_callbacks, rewind
+from kedro_stream.service.rebalance import Assignment, Overtaken, rebalance_callbacks, rewind
 from kedro_stream.service.retry import Backoff
 from kedro_stream.service.startup import Connected, start
 from kedro_stream.session import StreamSession
@@ -161,7 +163,8 @@ class StreamService:
             on_poll=self._alive,
         )
         consumer = connected.consumer
-        consumer.subscribe(self._stream.input.topics, **rebalance_callbacks(self.assignment, state))
+        callbacks = rebalance_callbacks(self.assignment, state, connected.protocol)
+        consumer.subscribe(self._stream.input.topics, **callbacks)
         try:
             self._consume(connected)
         finally:
@@ -175,18 +178,20 @@ class StreamService:
         """Batches until stopped, done, or idle (see ``idle.py``)."""
         idle = IdleWatch(self._idle_timeout_s, since=time.monotonic())
         while not self._stop.is_set():
+            self.assignment.batch_started()
             batch = collect(
                 connected.consumer,
                 max_size=self._batch_limit(),
                 max_wait_s=self._stream.batch.max_wait_ms / 1000,
             )
             self.last_activity = time.monotonic()
+            if not batch.messages:  # a quiet moment: the group may allow a deferred commit now
+                connected.protocol.commit_deferred()
             if idle.turned(self.last_activity, self.owned, records=bool(batch.messages)):
                 idle.stop(connected.consumer, self._stream, self._kafka)
                 return
             if not batch.messages:
                 continue
-            self.assignment.batch_started()
             self.batch_started = time.monotonic()
             self.metrics.batch_size.labels(self._stream.group_id).observe(len(batch))
             self._process(batch, connected)
@@ -195,7 +200,16 @@ class StreamService:
                 return
 
     def _process(self, batch: Batch, connected: Connected) -> None:
-        """One batch through :meth:`_attempt`, with the failure paths of the module docstring."""
+        """One batch through :meth:`_attempts`; one a rebalance overtook is read again."""
+        try:
+            self._attempts(batch, connected)
+        except (Overtaken, CommitAbandoned) as error:
+            self.metrics.commit_failures.labels(self._stream.group_id).inc()
+            abort(connected.protocol)
+            rewind(batch, connected.consumer, error)
+
+    def _attempts(self, batch: Batch, connected: Connected) -> None:
+        """:meth:`_attempt` until it passes, with the failure paths of the module docstring."""
         attempts, group = self._stream.retry.attempts, self._stream.group_id
         delays = self._backoff.delays()
         tries = _Tries()
@@ -203,11 +217,8 @@ class StreamService:
             try:
                 self._attempt(batch, tries, connected)
                 return
-            except CommitAbandoned as error:
-                self.metrics.commit_failures.labels(group).inc()
-                abort(connected.protocol)
-                rewind(batch, connected.consumer, error)
-                return
+            except (Overtaken, CommitAbandoned):
+                raise
             except Exception as error:
                 self.metrics.batch_failures.labels(group).inc()
                 if is_fatal(error):
@@ -244,7 +255,7 @@ class StreamService:
         good = poison.without(decoded.good)
         rows = p.state.read(good)  # 2. read state
         datasets = p.runner.run(good, rows, connected.keepalive)  # 3. run
-        offsets = self.assignment.committable(batch)  # for 5. and 7.; no poll from here to 7.
+        offsets = self.assignment.still_owned(batch)  # (still owned), for 5. and 7.
         outputs = p.encoder.encode(datasets, good)  # 4. encode outputs
         changes = p.state.changes(datasets, good, offsets)  # 5. encode state
         started = time.perf_counter()

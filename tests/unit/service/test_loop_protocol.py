@@ -56,42 +56,93 @@ def test_a_batch_is_committed_after_its_outputs_and_dead_letters() -> None:
     assert (progress.records, progress.produced, progress.dead_lettered) == (2, 1, 1)
 
 
-def test_a_partition_revoked_during_the_run_is_not_committed() -> None:
-    """Its outputs may not be acknowledged under the new owner's watch: the batch commits the
-    partitions it still owns, and the revoked one restarts from its committed offset."""
+def test_a_batch_overtaken_during_its_run_publishes_nothing_and_is_read_again() -> None:
+    """The new owner of the revoked partition processes its records; publishing this run's
+    outputs too would repeat them. The partition this member kept is read again."""
     batch = records("in", 0, [{"n": 1}, {"n": 2}]) + records("in", 1, [{"n": 3}])
-    consumer, producer = FakeConsumer([batch]), FakeProducer()
+    again = records("in", 0, [{"n": 1}, {"n": 2}])
+    consumer, producer = FakeConsumer([batch, again]), FakeProducer()
+    revoked: list[int] = []
 
     def node(frame: pd.DataFrame) -> pd.DataFrame:
-        consumer.revoke("in", 1)  # the group moves partition 1 while the namespace runs
+        if not revoked:  # the group moves partition 1 while the first run goes on
+            revoked.append(1)
+            consumer.revoke("in", 1)
         return frame
 
-    progress = service(FakeSession(node), consumer, producer, max_messages=3).run()
+    session = FakeSession(node)
+    stream = service(session, consumer, producer, max_messages=2)
+    progress = stream.run()
 
+    assert session.runs == 2
+    assert consumer.seeks == [("in", 0, 0)]  # only the partition still owned
     assert consumer.commits == [[("in", 0, 2)]]
-    assert progress.records == 3
-    assert producer.topics() == ["out"] * 3
+    assert producer.topics() == ["out", "out"]  # the second run's, once
+    assert progress.records == 2
+    assert stream.metrics.commit_failures.labels("g")._value.get() == 1
 
 
-def test_a_commit_refused_by_a_rebalance_rewinds_what_is_still_owned() -> None:
-    """Not a processing failure: no retry, no dead letter; the partitions this member kept are
-    read again from the batch's start, and nothing counts as committed."""
+def test_a_batch_overtaken_while_it_was_collected_is_not_run() -> None:
+    """A partition revoked between two ``consume`` calls of one batch: its records may already
+    be in the batch, and they are its new owner's."""
+    first = records("in", 0, [{"n": 1}])
+    consumer, producer, session = FakeConsumer([first]), FakeProducer(), FakeSession()
+    consume = consumer.consume
+
+    def consume_then_lose_partition_0(num_messages: int, timeout: float) -> list[Any]:
+        polled = consume(num_messages, timeout)
+        if polled:
+            consumer.revoke("in", 0)
+        return polled
+
+    consumer.consume = consume_then_lose_partition_0  # type: ignore[method-assign]
+    consumer.list_topics = lambda timeout: None  # type: ignore[attr-defined]  # idle, unowned
+    service(session, consumer, producer, idle_timeout_s=0.01).run()
+
+    assert producer.produced == []
+    assert consumer.commits == []
+    assert consumer.seeks == []  # nothing of the batch is this member's any more
+
+
+def test_a_commit_refused_by_a_rebalance_is_deferred_not_run_again() -> None:
+    """The outputs are acknowledged: running the batch again would publish them twice. The
+    offsets are committed once the group allows it, here by the idle loop's next turn."""
     batch = records("in", 0, [{"n": 1}, {"n": 2}]) + records("in", 1, [{"n": 3}])
-    consumer, producer, session = FakeConsumer([batch]), FakeProducer(), FakeSession()
-    stream = service(session, consumer, producer, idle_timeout_s=0.01)
+    refused = KafkaException(KafkaError(KafkaError.REBALANCE_IN_PROGRESS))
+    consumer = FakeConsumer([batch], commit_errors=[refused])
+    producer, session = FakeProducer(), FakeSession()
+    stream = service(session, consumer, producer, idle_timeout_s=0.5)
 
-    def commit_after_losing_partition_1(*, offsets: Any, asynchronous: bool) -> None:
-        consumer.revoke("in", 1)  # the group moved on: the coordinator refuses the commit
-        raise KafkaException(KafkaError(KafkaError.REBALANCE_IN_PROGRESS))
-
-    consumer.commit = commit_after_losing_partition_1  # type: ignore[method-assign]
     progress = stream.run()
 
     assert session.runs == 1
-    assert consumer.seeks == [("in", 0, 0)]
-    assert producer.stages() == []
-    assert progress.records == 0
-    assert stream.metrics.commit_failures.labels("g")._value.get() == 1
+    assert consumer.seeks == []
+    assert producer.topics() == ["out"] * 3
+    assert consumer.commits == [[("in", 0, 2), ("in", 1, 1)]]
+    assert progress.records == 3
+
+
+def test_deferred_offsets_are_committed_when_their_partition_is_revoked() -> None:
+    """The last moment this member may commit them: after the callback, the next owner reads
+    from the committed offset."""
+    batch = records("in", 0, [{"n": 1}, {"n": 2}])
+    refused = KafkaException(KafkaError(KafkaError.ILLEGAL_GENERATION))
+    consumer = FakeConsumer([batch], commit_errors=[refused])
+    producer, session = FakeProducer(), FakeSession()
+    consume = consumer.consume
+
+    def consume_then_lose_partition_0(num_messages: int, timeout: float) -> list[Any]:
+        polled = consume(num_messages, timeout)
+        if not polled and consumer.owned:  # the batch is done: the group moves its partition
+            consumer.revoke("in", 0)
+        return polled
+
+    consumer.consume = consume_then_lose_partition_0  # type: ignore[method-assign]
+    consumer.list_topics = lambda timeout: None  # type: ignore[attr-defined]  # idle, unowned
+    service(session, consumer, producer, idle_timeout_s=0.01).run()
+
+    assert consumer.commits == [[("in", 0, 2)]]
+    assert session.runs == 1
 
 
 def test_an_output_that_cannot_be_encoded_is_dead_lettered_at_once() -> None:

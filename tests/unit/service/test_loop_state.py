@@ -160,33 +160,63 @@ def changelog(producer: FakeProducer) -> list[tuple[bytes | None, dict[str, Any]
     ]
 
 
-def test_a_batch_whose_commit_was_refused_leaves_the_store_as_it_was(tmp_path: Path) -> None:
-    """The rebalance rewinds the batch and this member processes it again: its store must
-    still hold the rows from before the batch, or the batch would count twice."""
+def test_a_batch_whose_commit_a_rebalance_deferred_counts_once(tmp_path: Path) -> None:
+    """Its outputs and changelog record are acknowledged: the batch is not run again, its
+    updates reach the store, and its offsets are committed once the group allows it."""
     batch = [keyed(0, 0, "a"), keyed(0, 1, "a")]
     refused = KafkaException(KafkaError(KafkaError.REBALANCE_IN_PROGRESS, "rebalancing"))
-    consumer = StatefulConsumer([batch, list(batch)], commit_errors=[refused])
+    consumer = StatefulConsumer([batch], commit_errors=[refused])
     producer = FakeProducer()
 
     run(CountingSession(), consumer, producer, tmp_path)
 
-    assert consumer.seeks == [("in", 0, 0)]  # rewound, then processed again
+    assert consumer.seeks == []
     assert consumer.commits == [[("in", 0, 2)]]
     assert stored(tmp_path, 0, "a") == {"k": "a", "n": 2}
-    assert [(key, row["n"], as_of) for key, row, as_of in changelog(producer)] == [
-        (b"a", 2, 2),  # the refused attempt's record: as of offset 2, never committed then
-        (b"a", 2, 2),
-    ]
+    assert [(key, row["n"], as_of) for key, row, as_of in changelog(producer)] == [(b"a", 2, 2)]
 
 
-def test_a_partition_revoked_during_the_run_gets_no_changelog_record(tmp_path: Path) -> None:
-    """Its new owner processes the records again and writes their state itself."""
+def test_a_batch_overtaken_during_its_run_writes_no_state(tmp_path: Path) -> None:
+    """The revoked partition's new owner processes its records and writes their state; the
+    kept partition's records are read again, and counted once."""
     batch = [keyed(0, 0, "a"), keyed(1, 0, "b")]
-    consumer, producer = StatefulConsumer([batch]), FakeProducer()
+    consumer, producer = StatefulConsumer([batch, [keyed(0, 0, "a")]]), FakeProducer()
+    revoked: list[int] = []
 
-    run(CountingSession(lambda: consumer.revoke("in", 1)), consumer, producer, tmp_path)
+    def revoke_once() -> None:
+        if not revoked:
+            revoked.append(1)
+            consumer.revoke("in", 1)
 
+    run(CountingSession(revoke_once), consumer, producer, tmp_path)
+
+    assert consumer.seeks == [("in", 0, 0)]
     assert consumer.commits == [[("in", 0, 1)]]
     assert [key for key, _, _ in changelog(producer)] == [b"a"]
     assert stored(tmp_path, 0, "a") == {"k": "a", "n": 1}
     assert stored(tmp_path, 1, "b") is None
+
+
+def test_a_batch_whose_outputs_failed_leaves_the_store_as_it_was(tmp_path: Path) -> None:
+    """The batch is run again: its store must still hold the rows from before it, or the
+    batch would count twice."""
+    batch = [keyed(0, 0, "a"), keyed(0, 1, "a")]
+    consumer = StatefulConsumer([batch])
+    producer = UnacknowledgedOnce()
+
+    run(CountingSession(), consumer, producer, tmp_path)
+
+    assert consumer.commits == [[("in", 0, 2)]]
+    assert stored(tmp_path, 0, "a") == {"k": "a", "n": 2}
+
+
+class UnacknowledgedOnce(FakeProducer):
+    """Its first flush leaves an output unacknowledged: that batch fails at step 7."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._flushes = 0
+
+    def flush(self, timeout: float) -> int:
+        self._flushes += 1
+        return 1 if self._flushes == 1 else 0

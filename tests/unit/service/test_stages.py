@@ -19,7 +19,7 @@ from kedro_stream.service.dead_letters import LOG_INTERVAL_S, DeadLetterLog, Dea
 from kedro_stream.service.decode import Decoder
 from kedro_stream.service.encode import Encoder, PublishedOutput
 from kedro_stream.service.progress import CommitLedger
-from kedro_stream.service.rebalance import Assignment
+from kedro_stream.service.rebalance import Assignment, Overtaken
 from kedro_stream.service.retry import Backoff
 from tests.fake_clients import FakeConsumer, FakeMessage, records
 
@@ -86,18 +86,21 @@ def test_encode_of_no_run_is_nothing() -> None:
     assert encoder.encode({}, []) == []
 
 
-def test_assignment_commits_only_partitions_not_revoked_during_the_batch() -> None:
+def test_a_batch_is_overtaken_by_a_partition_revoked_since_it_began() -> None:
     metrics = StreamMetrics(group="g", namespace="ns", guarantee="at-least-once")
     assignment = Assignment(metrics, "g")
     batch = Batch(records("in", 0, [{}, {}]) + records("in", 1, [{}]))
     consumer = FakeConsumer([batch.messages])
     consumer.subscribe(["in"], on_assign=assignment.on_assign, on_revoke=assignment.on_revoke)
 
+    assignment.batch_started()
+    assert [(tp.partition, tp.offset) for tp in assignment.still_owned(batch)] == [(0, 2), (1, 1)]
     consumer.revoke("in", 1)
-    assert [(tp.partition, tp.offset) for tp in assignment.committable(batch)] == [(0, 2)]
+    with pytest.raises(Overtaken, match=r"in\[1\] revoked while the batch was in flight"):
+        assignment.still_owned(batch)
     assert assignment.owned == {("in", 0)}
     assignment.batch_started()  # the next batch may commit partition 1 again once reassigned
-    assert len(assignment.committable(batch)) == 2
+    assert len(assignment.still_owned(batch)) == 2
 
 
 def test_backoff_doubles_up_to_its_bound() -> None:
