@@ -3,9 +3,9 @@ no cluster: every manifest, base and overlays rendered, validates; ports, probe 
 command, env names, the KEDA trigger's group, topic and metric, the replica bound and the
 grace period agree with the CLI, the metrics server, conf/base/stream.yml and the Dockerfile.
 
-KEDA's own CRD schema is not checked here: the npm package of KEDA's models
-(@kubernetes-models/keda) ships it compiled into JavaScript validators, not as a JSON schema
-file to vendor; the ScaledObject and TriggerAuthentication get checks of the fields used.
+The ScaledObject and TriggerAuthentication validate against KEDA's own CRDs, kept in
+``tests/deploy/keda/`` (see its README), strictly: a field the CRD does not declare is an error,
+as ``kubectl apply --validate=strict`` makes it, where the API server would silently drop it.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import subprocess
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+import jsonschema
 import kubernetes_validate
 import pytest
 import yaml
@@ -45,6 +46,7 @@ OVERLAYS = sorted(p for p in (KUBERNETES / "overlays").iterdir() if p.is_dir())
 KUSTOMIZATIONS = [BASE, *OVERLAYS]
 KUBERNETES_VERSION = "1.30.0"
 KEDA_KINDS = {"ScaledObject", "TriggerAuthentication"}
+KEDA_CRDS = Path(__file__).parent / "keda"
 
 # --- rendering ----------------------------------------------------------------------------------
 # `kubectl kustomize` is not always installed (no kustomize wheel exists on PyPI), so the tests
@@ -143,8 +145,50 @@ def test_every_manifest_validates(rendered: list[dict[str, Any]]) -> None:
     assert {"Deployment", "StatefulSet"} & kinds and "Service" in kinds
     for document in rendered:
         if document["kind"] in KEDA_KINDS:
-            continue  # a CRD's kind: checked below
-        kubernetes_validate.validate(document, KUBERNETES_VERSION, strict=True)
+            _keda_validator(document["kind"], document["apiVersion"]).validate(document)
+        else:
+            kubernetes_validate.validate(document, KUBERNETES_VERSION, strict=True)
+
+
+def _keda_validator(kind: str, api_version: str) -> jsonschema.Draft4Validator:
+    """The CRD's OpenAPI v3 schema for ``api_version``, made strict. OpenAPI v3 schemas are
+    JSON Schema draft 4 with extensions (``x-kubernetes-*``, ``nullable``) that a draft 4
+    validator ignores."""
+    group, version = api_version.split("/")
+    for path in KEDA_CRDS.glob("*.yaml"):
+        crd = yaml.safe_load(path.read_text())
+        if crd["spec"]["group"] == group and crd["spec"]["names"]["kind"] == kind:
+            (served,) = [v for v in crd["spec"]["versions"] if v["name"] == version]
+            return jsonschema.Draft4Validator(_strict(served["schema"]["openAPIV3Schema"]))
+    raise AssertionError(f"no KEDA CRD for {kind} {api_version} in {KEDA_CRDS}")
+
+
+def _strict(schema: Any) -> Any:
+    """``schema`` with unknown fields refused in every object that lists its fields."""
+    if isinstance(schema, list):
+        return [_strict(s) for s in schema]
+    if not isinstance(schema, dict):
+        return schema
+    strict = {k: _strict(v) for k, v in schema.items()}
+    if (
+        "properties" in schema
+        and "additionalProperties" not in schema
+        and not schema.get("x-kubernetes-preserve-unknown-fields")
+    ):
+        strict["additionalProperties"] = False
+    return strict
+
+
+def test_a_field_keda_does_not_know_is_refused(rendered: list[dict[str, Any]]) -> None:
+    """The check has teeth: a misspelt trigger field fails, as kubectl's strict validation
+    would fail it."""
+    scaled = _by_kind(rendered, "ScaledObject")
+    if not scaled:
+        pytest.skip("no ScaledObject in this kustomization")
+    typo = copy.deepcopy(scaled[0])
+    typo["spec"]["cooldownPeriods"] = typo["spec"].pop("cooldownPeriod")
+    with pytest.raises(jsonschema.ValidationError, match="cooldownPeriods"):
+        _keda_validator("ScaledObject", typo["apiVersion"]).validate(typo)
 
 
 # --- the pod against the image and the CLI ------------------------------------------------------
