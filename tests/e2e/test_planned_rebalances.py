@@ -39,10 +39,11 @@ PROTOCOLS = [
         "classic",
         marks=pytest.mark.unsupported_broker(
             "embedded",
-            "the librdkafka mock refuses every offset commit while a classic group rebalances, "
-            "even one from the revoke callback of a member of the current generation (Apache "
-            "Kafka accepts it): the revoked partitions' last batch is repeated by their next "
-            "owner",
+            "the librdkafka mock refuses every offset commit while a classic group is joining "
+            "or syncing (rd_kafka_mock_cgrp_check_state), even one from the revoke callback of "
+            "a member of the current generation, which Apache Kafka accepts while the group "
+            "prepares a rebalance: the revoked partitions' last batches are repeated by their "
+            "next owner",
         ),
     ),
     *GROUP_PROTOCOLS[1:],

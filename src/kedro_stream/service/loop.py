@@ -2,6 +2,7 @@
 
 Each batch (:meth:`StreamService._attempt`), top to bottom, one line a step:
 
+   (still owned)   no partition of the batch was revoked while it was collected
 1. decode          message values → records; a bad value becomes a dead letter (stage ``decode``)
 2. read state      the rows of the good records' keys, from their partitions' stores
 3. run             the namespace on the good records and those rows, on the keep-alive's
@@ -18,7 +19,7 @@ Each batch (:meth:`StreamService._attempt`), top to bottom, one line a step:
 A stateless stream has no rows to read and no updates (its state is ``NoState``): it takes the
 same steps. Failure paths, beside them in :meth:`StreamService._process`:
 
-- a rebalance took a partition of the batch before step 4 (:class:`Overtaken`), or refused
+- a rebalance took a partition of the batch before step 1 or 4 (:class:`Overtaken`), or refused
   its transaction (:class:`CommitAbandoned`): nothing of it is published, and what this member
   still owns is read again (``rebalance.rewind``); no retry, nothing dead-lettered;
 - a fatal client error (a newer instance fenced this one): the service stops, nothing committed;
@@ -251,6 +252,7 @@ class StreamService:
     def _attempt(self, batch: Batch, tries: _Tries, connected: Connected) -> None:
         """The protocol, steps 1-8 of the module docstring; raises where the batch fails."""
         p, protocol, poison = self._parts, connected.protocol, tries.poison
+        self.assignment.check_owned(batch)  # revoked while collected, or in a retry's backoff
         tries.decoded = decoded = p.decoder.decode(batch)  # 1. decode
         good = poison.without(decoded.good)
         rows = p.state.read(good)  # 2. read state

@@ -60,15 +60,20 @@ class Assignment:
         """A batch begins to be collected: only what is revoked from now on overtakes it."""
         self._revoked.clear()
 
+    def check_owned(self, batch: Batch) -> None:
+        """Raise :class:`Overtaken` if one of the batch's partitions was revoked since it began
+        (its store, in a stateful stream, is already released)."""
+        if self._revoked:  # the rule: nothing to look at per record
+            taken = {(m.topic(), m.partition()) for m in batch.messages} & self._revoked
+            if taken:
+                listed = ", ".join(f"{topic}[{partition}]" for topic, partition in sorted(taken))
+                raise Overtaken(f"{listed} revoked while the batch was in flight")
+
     def still_owned(self, batch: Batch) -> list[TopicPartition]:
-        """The batch's next offsets, to publish and commit it; :class:`Overtaken` if one of its
-        partitions was revoked since it began (no poll may come between this and the commit)."""
-        offsets = batch.next_offsets()
-        revoked = self._revoked
-        if revoked and any((tp.topic, tp.partition) in revoked for tp in offsets):
-            taken = [tp for tp in offsets if (tp.topic, tp.partition) in revoked]
-            raise Overtaken(f"{_partition_list(taken)} revoked while the batch was in flight")
-        return offsets
+        """The batch's next offsets, to publish and commit it, after :meth:`check_owned` (no
+        poll may come between this and the commit)."""
+        self.check_owned(batch)
+        return batch.next_offsets()
 
     def _changed(self) -> None:
         self._metrics.rebalances.labels(self._group).inc()
