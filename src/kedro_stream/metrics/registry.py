@@ -80,7 +80,7 @@ class StreamMetrics:
         )
         self.commit_failures = Counter(
             "kedro_stream_commit_failures",
-            "Batches whose commit failed or was abandoned.",
+            "Batches a rebalance overtook: nothing of them published, read again.",
             ("group",),
             registry=r,
         )
