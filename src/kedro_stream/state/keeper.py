@@ -268,9 +268,11 @@ class StateKeeper:
         of the group's offsets: it has a checkpoint while the group has committed nothing
         there (another broker or cluster, say a development broker started again), or one
         beyond the changelog's end (the topic was made again), or it holds rows accounting for
-        offsets beyond the committed one (the offsets were moved back: ``kedro stream reset``
-        on another machine). Such a store would add old rows to the state; it is deleted and
-        rebuilt from the changelog."""
+        offsets beyond the committed one, or any while nothing is committed (the offsets were
+        moved back: ``kedro stream reset`` on another machine; or a commit a rebalance deferred
+        was dropped when the partitions were lost, and their records are processed again).
+        Such a store would add old rows to the state; it is deleted and rebuilt from the
+        changelog."""
         path = self._layout.store(name, partition)
         store = PartitionStore(path)
         checkpoint = store.changelog_offset
@@ -278,8 +280,13 @@ class StateKeeper:
             stale = "nothing committed"
         elif checkpoint is not None and checkpoint > self._changelog_end(spec, partition):
             stale = "its checkpoint is beyond the changelog's end"
+        elif committed is None and store.newest_as_of() >= 0:
+            stale = "it has rows while nothing is committed: their batch's commit never landed"
         elif committed is not None and store.newest_as_of() > committed:
-            stale = f"it has rows beyond the committed offset {committed}: offsets moved back"
+            stale = (
+                f"it has rows beyond the committed offset {committed}: offsets moved back, or "
+                "their batch's commit never landed"
+            )
         else:
             return store
         store.close()

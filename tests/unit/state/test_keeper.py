@@ -475,8 +475,15 @@ class OtherLife(NamedTuple):
         OtherLife(1, 1, None, "nothing committed"),
         OtherLife(7, 1, 5, "its checkpoint is beyond the changelog's end"),
         OtherLife(None, 9, 5, "it has rows beyond the committed offset 5: offsets moved back"),
+        # Regression: a deferred commit, the partition's first, dropped when it was lost.
+        OtherLife(None, 4, None, "it has rows while nothing is committed"),
     ],
-    ids=["nothing committed", "checkpoint beyond the changelog", "rows beyond the committed"],
+    ids=[
+        "nothing committed",
+        "checkpoint beyond the changelog",
+        "rows beyond the committed",
+        "rows while nothing committed",
+    ],
 )
 def test_a_local_store_from_another_life_is_deleted_and_rebuilt(
     tmp_path: Path,
