@@ -117,10 +117,15 @@ def log_text(path: Path) -> str:
     return re.sub(r" \S+\.py:\d+", "", " ".join(path.read_text().split()))
 
 
-def assigned(log: Path, topic: str) -> set[int]:
-    """The partitions of ``topic`` the last "Assigned" line of ``log`` names."""
-    lines = re.findall(rf"Assigned ((?:{re.escape(topic)}\[\d+\],? ?)+)", log_text(log))
-    return {int(p) for p in re.findall(r"\[(\d+)\]", lines[-1])} if lines else set()
+def owned(log: Path, topic: str) -> set[int]:
+    """The partitions of ``topic`` that the "Assigned" and "Revoked" lines of ``log`` leave its
+    service (assignments are incremental under cooperative-sticky)."""
+    held: set[int] = set()
+    pattern = rf"(Assigned|Revoked) ((?:{re.escape(topic)}\[\d+\],? ?)+)"
+    for verb, listed in re.findall(pattern, log_text(log)):
+        partitions = {int(p) for p in re.findall(r"\[(\d+)\]", listed)}
+        held = held | partitions if verb == "Assigned" else held - partitions
+    return held
 
 
 def progress(bootstrap: str, names: dict[str, str]) -> int:
@@ -247,7 +252,6 @@ def test_a_survivor_restores_the_partitions_of_a_killed_member(
         (mini_project / "conf" / env / "stream.yml").write_text(yaml.safe_dump(base))
     rows = [event(i) for i in range(20_000)]
     features, final = expected(rows)
-    produce(bootstrap, names["input"], rows[:10_000])
 
     def start(env: str, log: Path) -> subprocess.Popen[bytes]:
         command = [KEDRO, "stream", "consume", "--topic", names["input"], "--env", env]
@@ -260,15 +264,22 @@ def test_a_survivor_restores_the_partitions_of_a_killed_member(
     doomed = start("a", doomed_log)
     survivor = start("b", survivor_log)
     try:
-        wait_until(lambda: bool(assigned(doomed_log, names["input"])), 90, "partitions for a")
-        # Its partitions are a's alone now: their offsets move only when a commits, after its
-        # changelog records are acknowledged.
-        mine = assigned(doomed_log, names["input"])
-        start_offsets = committed(bootstrap, names["group"], names["input"])
+        # The group settles before the records come, so that each member has records of its
+        # own partitions to process: a killed while handing partitions over would leave b with
+        # none until a's session expired, past b's idle timeout.
+        def settled() -> bool:
+            a, b = owned(doomed_log, names["input"]), owned(survivor_log, names["input"])
+            return bool(a) and bool(b) and not a & b
+
+        wait_until(settled, 90, "the partitions shared by a and b")
+        mine = owned(doomed_log, names["input"])
+        produce(bootstrap, names["input"], rows[:10_000])
 
         def doomed_committed() -> bool:
+            # a's partitions are a's alone: their offsets move only when a commits, after its
+            # changelog records are acknowledged.
             now = committed(bootstrap, names["group"], names["input"])
-            return any(now.get(p, 0) > start_offsets.get(p, 0) for p in mine)
+            return any(now.get(p, 0) > 0 for p in mine)
 
         wait_until(doomed_committed, 90, "a commit by a")
     finally:
