@@ -84,6 +84,10 @@ class ClientLog:
             broker = _BROKER.match(text)
             if facility == "FAIL" and level >= logging.WARNING and broker is not None:
                 self._failed(broker["address"], text[broker.end() :])
+                if text[broker.end() :].startswith("Disconnected"):
+                    # An established connection lost: said for its client too, as librdkafka
+                    # says it at INFO when the broker closes the connection cleanly.
+                    self._other(logging.INFO, facility, _role(client), text)
             else:
                 self._other(level, facility, _role(client), text)
 

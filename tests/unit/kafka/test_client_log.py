@@ -140,3 +140,23 @@ def test_a_failure_past_the_connection_keeps_its_words(
             "supported by broker (required by mechanism PLAIN)); retrying",
         )
     ]
+
+
+def test_a_connection_reset_is_an_outage_and_said_for_its_client(
+    out: logging.Logger, caplog: pytest.LogCaptureFixture
+) -> None:
+    """librdkafka reports a connection the broker reset (not closed) as a failure: the outage
+    is said once for every client, and the lost connection for the client that had it."""
+    log = ClientLog(out, Clock())
+    caplog.set_level(logging.INFO, out.name)
+    reset = (
+        "[thrd:b:9092/2]: b:9092/2: Disconnected: connection reset by peer (after 5ms in state UP)"
+    )
+    log.log(logging.WARNING, "%s [%s] %s", "FAIL", "rdkafka#producer-2", reset)
+    assert said(caplog) == [
+        (
+            "WARNING",
+            "Cannot reach Kafka at b:9092 (disconnected: connection reset by peer); retrying",
+        ),
+        ("INFO", "Kafka producer: b:9092/2: Disconnected: connection reset by peer"),
+    ]
