@@ -71,6 +71,9 @@ class FakeConsumer:
     on_assign: Callable[..., None] | None = None
     on_revoke: Callable[..., None] | None = None
     owned: list[TopicPartition] = field(default_factory=list)
+    #: (topic, partition) the group takes away inside the next ``consume`` that hands out
+    #: records: revoked while a batch is collected.
+    revoke_on_consume: tuple[str, int] | None = None
 
     def subscribe(self, topics: list[str], **callbacks: Callable[..., None]) -> None:
         self.on_assign, self.on_revoke = callbacks["on_assign"], callbacks["on_revoke"]
@@ -86,7 +89,11 @@ class FakeConsumer:
         self.on_revoke(self, lost)
 
     def consume(self, num_messages: int, timeout: float) -> list[FakeMessage]:
-        return self.batches.pop(0) if self.batches else []
+        polled = self.batches.pop(0) if self.batches else []
+        if polled and self.revoke_on_consume is not None:
+            self.revoke(*self.revoke_on_consume)
+            self.revoke_on_consume = None
+        return polled
 
     def poll(self, timeout: float) -> None:
         return None

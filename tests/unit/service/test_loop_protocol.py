@@ -87,15 +87,7 @@ def test_a_batch_overtaken_while_it_was_collected_is_not_run() -> None:
     be in the batch, and they are its new owner's."""
     first = records("in", 0, [{"n": 1}])
     consumer, producer, session = FakeConsumer([first]), FakeProducer(), FakeSession()
-    consume = consumer.consume
-
-    def consume_then_lose_partition_0(num_messages: int, timeout: float) -> list[Any]:
-        polled = consume(num_messages, timeout)
-        if polled:
-            consumer.revoke("in", 0)
-        return polled
-
-    consumer.consume = consume_then_lose_partition_0  # type: ignore[method-assign]
+    consumer.revoke_on_consume = ("in", 0)
     consumer.list_topics = lambda timeout: None  # type: ignore[attr-defined]  # idle, unowned
     service(session, consumer, producer, idle_timeout_s=0.01).run()
 

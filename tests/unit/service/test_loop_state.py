@@ -226,15 +226,7 @@ def test_a_batch_overtaken_while_collected_is_not_a_failure(tmp_path: Path) -> N
     """Its revoked partition's store is already released: reading it would fail the batch,
     retry it and give it up, where the records are simply their new owner's."""
     consumer, producer = StatefulConsumer([[keyed(0, 0, "a"), keyed(1, 0, "b")]]), FakeProducer()
-    consume = consumer.consume
-
-    def consume_then_lose_partition_1(num_messages: int, timeout: float) -> list[Any]:
-        polled = consume(num_messages, timeout)
-        if polled:
-            consumer.revoke("in", 1)
-        return polled
-
-    consumer.consume = consume_then_lose_partition_1  # type: ignore[method-assign]
+    consumer.revoke_on_consume = ("in", 1)
     service = run(CountingSession(), consumer, producer, tmp_path)
 
     assert service.metrics.batch_failures.labels("g")._value.get() == 0
